@@ -1,0 +1,29 @@
+# Two commands on a fresh clone:  make search Q="..."  and  make test
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+Q ?= Which river flows through Vienna?
+
+.PHONY: setup search test bench clean
+
+$(BIN)/webqa: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(BIN)/webqa
+
+setup: $(BIN)/webqa
+
+# Search the embedded encyclopedia and open the best page.
+search: setup
+	$(BIN)/webqa search "$(Q)"
+	$(BIN)/webqa open "$$($(BIN)/webqa search --json "$(Q)" | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)[0]["url"])')" --lines 30
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python bench/env.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

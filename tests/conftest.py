@@ -1,0 +1,19 @@
+"""Shared fixtures: the real embedded encyclopedia, indexed once per test session."""
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Keep every cache the tests create (index, HTTP cache) out of the user's cache folder."""
+    patcher = pytest.MonkeyPatch()
+    patcher.setenv("WEBQA_CACHE", str(tmp_path_factory.mktemp("webqa-cache")))
+    yield
+    patcher.undo()
+
+
+@pytest.fixture(scope="session")
+def corpus(_private_cache):
+    from webqa.env import LocalCorpus
+
+    return LocalCorpus.default()

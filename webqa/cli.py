@@ -1,0 +1,154 @@
+"""The `webqa` command line.
+
+    webqa search "<query>" [--web] [--json]
+    webqa open <url-or-title> [--web]
+    webqa browse "<question>"          drive the browser by hand, one command per line
+    webqa corpus build | stats
+    webqa qa build | stats
+
+Errors are printed as one line, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+from webqa.env.backend import Backend, BackendError
+
+
+def _backend(web: bool) -> Backend:
+    if web:
+        from webqa.env.web import WebBackend
+
+        return WebBackend()
+    from webqa.env.local import LocalCorpus
+
+    return LocalCorpus.default()
+
+
+def _table(rows: list[tuple], headers: tuple) -> str:
+    """A small plain-text table."""
+    cells = [tuple(str(c) for c in headers)] + [tuple(str(c) for c in row) for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    results = _backend(args.web).search(args.query, k=args.k)
+    if args.json:
+        print(json.dumps([asdict(r) for r in results], ensure_ascii=False, indent=1))
+        return
+    if not results:
+        print("no results")
+    for rank, result in enumerate(results):
+        print(f"{rank:>2}. {result.title} ({result.domain})\n    {result.url}\n    {result.snippet}")
+
+
+def cmd_open(args: argparse.Namespace) -> None:
+    from webqa.env.render import render
+
+    page = render(_backend(args.web).fetch(args.target))
+    print(f"{page.title}\n{page.url}\n")
+    print("\n".join(page.lines[: args.lines] if args.lines else page.lines))
+    if args.lines and len(page.lines) > args.lines:
+        print(f"... ({len(page.lines) - args.lines} more lines)")
+    print("\nLinks:")
+    for number, link in enumerate(page.links[: args.links]):
+        print(f"  {number:>3}  {link.url}")
+
+
+def cmd_browse(args: argparse.Namespace) -> None:
+    from webqa.env.browser import Browser
+
+    browser = Browser(_backend(args.web))
+    print(browser.reset(args.question))
+    while not browser.done:
+        try:
+            action = input("> ")
+        except EOFError:
+            break
+        print(browser.step(action).observation)
+    if args.save:
+        with open(args.save, "a", encoding="utf-8") as out:
+            out.write(json.dumps(browser.episode.to_dict(), ensure_ascii=False) + "\n")
+        print(f"episode appended to {args.save}")
+
+
+def cmd_corpus(args: argparse.Namespace) -> None:
+    if args.action == "build":
+        from webqa.corpus_build import build_corpus
+        from webqa.paths import CORPUS_FILE, cache_dir
+
+        stats = build_corpus(CORPUS_FILE, cache_dir("downloads"))
+        print(_table(sorted(stats.items()), ("what", "count")))
+    else:
+        corpus = _backend(False)
+        print(_table(list(corpus.stats().items()), ("source", "pages")))
+
+
+def cmd_qa(args: argparse.Namespace) -> None:
+    from webqa import qa
+
+    if args.action == "build":
+        qa.build_questions()
+    rows = qa.question_stats()
+    print(_table(rows, ("dataset", "split", "questions", "answerable")))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="webqa", description="Browser-assisted question answering.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    search = commands.add_parser("search", help="search the encyclopedia (or the web)")
+    search.add_argument("query")
+    search.add_argument("--web", action="store_true", help="search the live web instead")
+    search.add_argument("--json", action="store_true", help="print JSON")
+    search.add_argument("-k", type=int, default=10, help="number of results")
+    search.set_defaults(run=cmd_search)
+
+    open_ = commands.add_parser("open", help="print a page rendered with numbered links")
+    open_.add_argument("target", help="a URL or an encyclopedia title")
+    open_.add_argument("--web", action="store_true", help="fetch from the live web")
+    open_.add_argument("--lines", type=int, default=0, help="print only the first N lines")
+    open_.add_argument("--links", type=int, default=50, help="list at most N link targets")
+    open_.set_defaults(run=cmd_open)
+
+    browse = commands.add_parser("browse", help="drive the browser by hand")
+    browse.add_argument("question")
+    browse.add_argument("--web", action="store_true", help="browse the live web")
+    browse.add_argument("--save", help="append the episode to this JSONL file")
+    browse.set_defaults(run=cmd_browse)
+
+    corpus = commands.add_parser("corpus", help="build or describe the embedded encyclopedia")
+    corpus.add_argument("action", choices=["build", "stats"])
+    corpus.set_defaults(run=cmd_corpus)
+
+    qa = commands.add_parser("qa", help="build or describe the question-answering data")
+    qa.add_argument("action", choices=["build", "stats"])
+    qa.set_defaults(run=cmd_qa)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except BackendError as exc:
+        print(f"webqa: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("webqa: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one clear line, not a traceback
+        print(f"webqa: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""The embedded offline encyclopedia: shipped pages, searched with SQLite FTS5.
+
+The pages ship as `webqa/data/corpus.jsonl.gz` (built by `webqa corpus build`).
+On first use they are indexed into a SQLite file in the cache folder; later
+uses open that file directly. Search ranks with BM25, the title weighted
+above the body. Pages keep their canonical public URLs, so citations point at
+the real page while the text comes from the local copy.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+import sqlite3
+import threading
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from tqdm import tqdm
+
+from webqa.env.backend import BackendError, PageNotFound
+from webqa.paths import CORPUS_FILE, cache_dir
+from webqa.types import Document, Link, SearchResult, Span
+
+TITLE_WEIGHT = 10.0
+SNIPPET_TOKENS = 24
+INDEX_VERSION = 1
+
+_LINK = re.compile(r"\[\[([^\[\]|]+)(?:\|([^\[\]]*))?\]\]")
+_HEADING = re.compile(r"^(={2,})\s*(.*?)\s*={2,}$")
+_WORD = re.compile(r"\w+")
+# Words too common to help a BM25 query; dropping them also keeps queries fast.
+STOPWORDS = frozenset(
+    "a an and are as at be but by did do does for from had has have how i in is it its of on or that the "
+    "their there these this those to was were what when where which who whom whose why will with you".split()
+)
+
+
+def strip_corpus_markup(text: str) -> str:
+    """Corpus markup -> plain text: links become their anchor, headings their words."""
+    text = _LINK.sub(lambda m: m.group(2) or m.group(1), text)
+    return "\n\n".join(_HEADING.sub(r"\2", p) for p in text.split("\n\n"))
+
+
+def fts_query(text: str) -> str:
+    """A free-text query as a safe FTS5 expression: its content words, OR-ed."""
+    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
+
+
+def title_key(text: str) -> str:
+    """The lookup key of a page title or of a URL naming it."""
+    if text.startswith(("http://", "https://")):
+        parts = urlsplit(text)
+        path = unquote(parts.path)
+        if "/wiki/" in path:
+            return path.split("/wiki/", 1)[1].replace("_", " ").casefold()
+        return f"{parts.hostname}{path}".casefold()
+    return " ".join(text.replace("_", " ").split()).casefold()
+
+
+class LocalCorpus:
+    """Search and fetch over the embedded encyclopedia."""
+
+    name = "local"
+
+    def __init__(self, corpus_path: Path | str = CORPUS_FILE, index_path: Path | str | None = None):
+        self.corpus_path = Path(corpus_path)
+        if not self.corpus_path.exists():
+            raise BackendError(f"no corpus at {self.corpus_path}; build it with `webqa corpus build`")
+        self.index_path = Path(index_path) if index_path else self._default_index_path()
+        if not self.index_path.exists():
+            build_index(self.corpus_path, self.index_path)
+        self._db = sqlite3.connect(f"file:{self.index_path}?mode=ro", uri=True, check_same_thread=False)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def default(cls) -> "LocalCorpus":
+        """The shipped corpus, indexed into the cache folder on first use."""
+        return cls()
+
+    def _default_index_path(self) -> Path:
+        digest = hashlib.sha1(self.corpus_path.read_bytes()).hexdigest()[:12]
+        return cache_dir("index") / f"corpus-v{INDEX_VERSION}-{digest}.sqlite"
+
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    # --- the backend interface --------------------------------------------------
+
+    def search(self, query: str, k: int = 10, source: str | None = None) -> list[SearchResult]:
+        """The k best pages for `query` by BM25, with a query-focused snippet (optionally from one source)."""
+        expression = fts_query(query)
+        if not expression:
+            return []
+        rows = self._query(
+            f"SELECT p.title, p.url, snippet(fts, 1, '', '', '…', {SNIPPET_TOKENS}) FROM fts "
+            "JOIN pages p ON p.id = fts.rowid WHERE fts MATCH ? AND (? IS NULL OR p.source = ?) "
+            f"ORDER BY bm25(fts, {TITLE_WEIGHT}, 1.0), p.id LIMIT ?",
+            (expression, source, source, k),
+        )
+        return [SearchResult(title=t, url=u, snippet=" ".join(s.split())) for t, u, s in rows]
+
+    def fetch(self, url: str) -> Document:
+        """The page at `url` (its canonical URL) or with that title."""
+        rows = self._query(
+            "SELECT p.title, p.url, p.text FROM keys k JOIN pages p ON p.id = k.page_id WHERE k.key = ?",
+            (title_key(url),),
+        )
+        if not rows:
+            raise PageNotFound(f"{url!r} is not in the offline encyclopedia; search for it instead")
+        title, page_url, text = rows[0]
+        return Document(url=page_url, title=title, blocks=self._blocks(text))
+
+    # --- helpers for data scripts and stats -------------------------------------
+
+    def plain_text(self, title: str) -> str:
+        """The text of a page without markup."""
+        rows = self._query("SELECT body FROM fts WHERE rowid = (SELECT id FROM pages WHERE title = ?)", (title,))
+        if not rows:
+            raise PageNotFound(f"{title!r} is not in the offline encyclopedia")
+        return rows[0][0]
+
+    def pages_containing(self, phrase: str, limit: int = 10) -> list[str]:
+        """Titles of pages whose text contains `phrase` (case-insensitive, as whole words)."""
+        words = _WORD.findall(phrase.lower())
+        if not words:
+            return []
+        needle = re.compile(r"(?<!\w)" + r"\W+".join(map(re.escape, words)) + r"(?!\w)", re.I)
+        expression = "NEAR(" + " ".join(f'"{w}"' for w in words) + f", {len(words) + 2})"
+        rows = self._query(f"SELECT p.title, f.body FROM fts f JOIN pages p ON p.id = f.rowid "
+                           f"WHERE fts MATCH ? ORDER BY p.id", (f"body: {expression}",))
+        return [title for title, body in rows if needle.search(body)][:limit]
+
+    def titles(self) -> list[str]:
+        return [row[0] for row in self._query("SELECT title FROM pages ORDER BY id")]
+
+    def stats(self) -> dict[str, int]:
+        """Pages per source and index size."""
+        counts = dict(self._query("SELECT source, count(*) FROM pages GROUP BY source ORDER BY source"))
+        counts["total"] = sum(counts.values())
+        counts["index bytes"] = self.index_path.stat().st_size
+        return counts
+
+    def _blocks(self, text: str) -> list[list[Span]]:
+        """Corpus markup -> document blocks, links pointing at the target pages' URLs."""
+        targets = {m.group(1) for m in _LINK.finditer(text)}
+        urls = dict(self._query(
+            f"SELECT title, url FROM pages WHERE title IN ({','.join('?' * len(targets))})", tuple(targets)
+        )) if targets else {}
+        blocks: list[list[Span]] = []
+        for paragraph in text.split("\n\n"):
+            heading = _HEADING.match(paragraph)
+            if heading:
+                blocks.append([f"{'#' * len(heading.group(1))} {heading.group(2)}"])
+                continue
+            spans: list[Span] = []
+            position = 0
+            for match in _LINK.finditer(paragraph):
+                spans.append(paragraph[position : match.start()])
+                target, anchor = match.group(1), match.group(2) or match.group(1)
+                spans.append(Link(text=anchor, url=urls[target]) if target in urls else anchor)
+                position = match.end()
+            spans.append(paragraph[position:])
+            blocks.append(spans)
+        return blocks
+
+
+def read_corpus(path: Path) -> list[dict]:
+    """All pages of a corpus file."""
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def build_index(corpus_path: Path, index_path: Path) -> None:
+    """Index a corpus file into SQLite FTS5; written to a temporary file, then moved into place."""
+    pages = read_corpus(corpus_path)
+    index_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = index_path.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    db = sqlite3.connect(partial)
+    db.executescript(
+        """
+        PRAGMA journal_mode = OFF;
+        PRAGMA synchronous = OFF;
+        CREATE TABLE pages (id INTEGER PRIMARY KEY, title TEXT UNIQUE, url TEXT, source TEXT,
+                            description TEXT, text TEXT);
+        CREATE TABLE keys (key TEXT PRIMARY KEY, page_id INTEGER);
+        CREATE VIRTUAL TABLE fts USING fts5(title, body, tokenize = 'porter unicode61 remove_diacritics 2');
+        """
+    )
+    for page_id, page in enumerate(tqdm(pages, desc="indexing encyclopedia", unit="page", leave=False), 1):
+        db.execute("INSERT INTO pages VALUES (?, ?, ?, ?, ?, ?)",
+                   (page_id, page["title"], page["url"], page["source"], page.get("description", ""), page["text"]))
+        db.execute("INSERT INTO fts (rowid, title, body) VALUES (?, ?, ?)",
+                   (page_id, page["title"], strip_corpus_markup(page["text"])))
+        for key in {title_key(page["title"]), title_key(page["url"])}:
+            db.execute("INSERT OR IGNORE INTO keys VALUES (?, ?)", (key, page_id))
+    db.execute("INSERT INTO fts (fts) VALUES ('optimize')")
+    db.commit()
+    db.close()
+    partial.replace(index_path)

@@ -1,0 +1,43 @@
+"""The one scoring function used everywhere: normalized answer match.
+
+An answer is correct when any gold alias, normalized, occurs as whole words in
+the first 40 words of the normalized answer (SQuAD-style normalization:
+lowercase, no punctuation, no articles, accents folded).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+
+MAX_ANSWER_WORDS = 40
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_CITATIONS = re.compile(r"\[\d+\]")
+_PUNCTUATION = str.maketrans({c: " " for c in string.punctuation + "‘’“”–—…«»"})
+
+
+def normalize(text: str) -> str:
+    """Lowercase, fold accents, drop punctuation and articles, collapse spaces."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = text.lower().translate(_PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def is_correct(answer: str, aliases: list[str]) -> bool:
+    """Whether any alias occurs in the answer (citations ignored, long answers cut to 40 words)."""
+    words = _CITATIONS.sub(" ", answer).split()[:MAX_ANSWER_WORDS]
+    padded = f" {normalize(' '.join(words))} "
+    for alias in aliases:
+        target = normalize(alias)
+        if target and f" {target} " in padded:
+            return True
+    return False
+
+
+def is_supported(quotes_text: list[str], aliases: list[str]) -> bool:
+    """Whether any alias occurs in any of the quotes (no length cut)."""
+    padded = [f" {normalize(text)} " for text in quotes_text]
+    return any(f" {normalize(a)} " in text for a in aliases if normalize(a) for text in padded)

@@ -1,0 +1,1 @@
+"""Not yet built: see the project's issues."""

@@ -1,0 +1,115 @@
+"""Shared types: the data that flows question -> env <-> policy -> answer.
+
+Everything here is a plain dataclass that round-trips through JSON
+(`to_dict` / `from_dict`), so episodes, demonstrations and comparisons can be
+written as JSON lines and read back by any later stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Union
+from urllib.parse import urlsplit
+
+
+def domain_of(url: str) -> str:
+    """The site of a URL as shown to the model: host without `www.`."""
+    host = urlsplit(url).hostname or ""
+    return host[4:] if host.startswith("www.") else host
+
+
+# --- Documents: what a backend returns, before rendering -------------------
+
+
+@dataclass
+class Link:
+    """An anchor in a document: the visible text and where it points."""
+
+    text: str
+    url: str
+
+
+Span = Union[str, Link]
+
+
+@dataclass
+class Document:
+    """A fetched page as blocks (paragraphs, headings) of text runs and links."""
+
+    url: str
+    title: str
+    blocks: list[list[Span]]
+
+
+@dataclass
+class SearchResult:
+    """One hit of a search engine."""
+
+    title: str
+    url: str
+    snippet: str
+
+    @property
+    def domain(self) -> str:
+        return domain_of(self.url)
+
+
+# --- The browsing episode ---------------------------------------------------
+
+
+@dataclass
+class Quote:
+    """A passage the agent quoted, with the page it came from."""
+
+    title: str
+    url: str
+    text: str
+
+    @property
+    def domain(self) -> str:
+        return domain_of(self.url)
+
+
+@dataclass
+class StepResult:
+    """What `Browser.step` returns: the next observation, and why it failed if it did."""
+
+    observation: str
+    done: bool
+    error: str | None = None
+
+
+@dataclass
+class Step:
+    """One step of an episode: the observation shown and the action taken on it."""
+
+    observation: str
+    action: str
+    error: str | None = None
+
+
+@dataclass
+class Episode:
+    """A full browsing episode: enough to replay it and to train on it."""
+
+    question: str
+    steps: list[Step] = field(default_factory=list)
+    quotes: list[Quote] = field(default_factory=list)
+    final_observation: str = ""
+    end: str | None = None  # "Answer", "Nonsense", "Controversial", or "out of actions"
+    answer: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def actions(self) -> list[str]:
+        return [step.action for step in self.steps]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Episode":
+        data = dict(data)
+        data["steps"] = [Step(**s) for s in data.get("steps", [])]
+        data["quotes"] = [Quote(**q) for q in data.get("quotes", [])]
+        return cls(**data)
