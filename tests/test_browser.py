@@ -95,9 +95,9 @@ def test_find_with_no_match_keeps_the_cursor(browser):
 
 
 def test_scrolling_moves_by_windows_and_stops_at_the_ends(corpus):
-    browser = Browser(corpus, window_lines=5)
+    browser = Browser(corpus, window_lines=5, max_actions=1000)
     browser.reset("q")
-    page = open_page(browser, "Danube")
+    page = open_page(browser, "Istanbul")
     assert len(page.lines) > 20
     browser.step("Scrolled down 2")
     assert browser.cursor == 10

@@ -15,15 +15,25 @@ def test_links_are_numbered_in_order_and_foreign_domains_are_shown():
         [Link("third", "https://www.example.org/d")],
     ])
     page = render(doc)
-    assert page.lines == ["See 【0†first】 and 【1†second†other.net】 .", "【2†third】"]
-    assert page.plain_lines == ["See first and second .", "third"]
+    assert page.lines == ["See 【0†first】 and 【1†second†other.net】.", "【2†third】"]
+    assert page.plain_lines == ["See first and second.", "third"]
     assert [link.url for link in page.links] == ["https://example.org/b", "https://other.net/c",
                                                  "https://www.example.org/d"]
 
 
+def test_text_touching_a_link_stays_glued_to_it():
+    doc = Document(url="https://x.org/", title="T", blocks=[
+        ["(", Link("Wien", "https://x.org/w"), "), ", Link("Graz", "https://x.org/g"), Link("er", "https://x.org/e"),
+         " and ", Link("Linz", "https://x.org/l"), "'s port"],
+    ])
+    page = render(doc)
+    assert page.lines == ["(【0†Wien】), 【1†Graz】【2†er】 and 【3†Linz】's port"]
+    assert page.plain_lines == ["(Wien), Grazer and Linz's port"]
+
+
 def test_lines_wrap_at_the_width_without_splitting_links():
     words = [f"word{i}" for i in range(60)]
-    doc = Document(url="https://x.org/", title="T", blocks=[[" ".join(words), Link("a long link text", "https://y.org/")]])
+    doc = Document(url="https://x.org/", title="T", blocks=[[" ".join(words) + " ", Link("a long link text", "https://y.org/")]])
     page = render(doc, width=40)
     assert all(len(plain) <= 40 for plain in page.plain_lines)
     assert " ".join(page.plain_lines).split() == words + ["a", "long", "link", "text"]

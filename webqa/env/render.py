@@ -50,8 +50,10 @@ def render(doc: Document, width: int = LINE_WIDTH, max_lines: int = MAX_LINES) -
     page = Page(url=doc.url, title=_clean(doc.title).strip() or doc.url)
     site = domain_of(doc.url)
     for block in doc.blocks:
-        # Words of the block as (marked-up, plain) pairs; a link is one unbreakable word.
+        # Words of the block as (marked-up, plain) pairs; a link is one unbreakable word, and
+        # text that touches a link ("【3†Vienna】's") stays glued to it, so plain text keeps its spacing.
         words: list[tuple[str, str]] = []
+        glue = False  # does the next piece touch the previous word?
         for span in block:
             if isinstance(span, Link):
                 text = _clean(span.text).strip()[:MAX_LINK_TEXT]
@@ -61,9 +63,22 @@ def render(doc: Document, width: int = LINE_WIDTH, max_lines: int = MAX_LINES) -
                 page.links.append(Link(text=text, url=span.url))
                 link_domain = domain_of(span.url)
                 shown = f"{text}†{link_domain}" if link_domain and link_domain != site else text
-                words.append((f"【{link_id}†{shown}】", text))
+                pieces, glue_after = [(f"【{link_id}†{shown}】", text)], True
             else:
-                words.extend((w, w) for w in _clean(span).split())
+                text = _clean(span)
+                if not text.strip():
+                    glue = glue and not text
+                    continue
+                pieces = [(w, w) for w in text.split()]
+                glue = glue and not text[0].isspace()
+                glue_after = not text[-1].isspace()
+            for marked, plain in pieces:
+                if glue and words:
+                    words[-1] = (words[-1][0] + marked, words[-1][1] + plain)
+                else:
+                    words.append((marked, plain))
+                glue = False
+            glue = glue_after
         if not words:
             continue
         _wrap(words, width, page)
