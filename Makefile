@@ -9,7 +9,9 @@ Q ?= Which river flows through Vienna?
 $(BIN)/webqa: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# torch first, pinned: the CPU build; a bare "torch" requirement could pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[policy,build,test]"
 	touch $(BIN)/webqa
 
 setup: $(BIN)/webqa

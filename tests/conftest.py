@@ -6,7 +6,11 @@ import pytest
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
     """Keep every cache the tests create (index, HTTP cache) out of the user's cache folder."""
+    from webqa.pypi import downloads_dir
+
     patcher = pytest.MonkeyPatch()
+    # Downloaded packages are immutable files: share them with the user's cache instead of fetching again.
+    patcher.setenv("WEBQA_DOWNLOADS", str(downloads_dir()))
     patcher.setenv("WEBQA_CACHE", str(tmp_path_factory.mktemp("webqa-cache")))
     yield
     patcher.undo()

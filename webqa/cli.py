@@ -81,11 +81,11 @@ def cmd_browse(args: argparse.Namespace) -> None:
 
 def cmd_corpus(args: argparse.Namespace) -> None:
     if args.action == "build":
-        from webqa.corpus_build import build_corpus
-        from webqa.paths import CORPUS_FILE, cache_dir
+        from webqa.corpus_build import build_corpus, format_stats
+        from webqa.paths import CORPUS_FILE
+        from webqa.pypi import downloads_dir
 
-        stats = build_corpus(CORPUS_FILE, cache_dir("downloads"))
-        print(_table(sorted(stats.items()), ("what", "count")))
+        print(format_stats(build_corpus(CORPUS_FILE, downloads_dir())))
     else:
         corpus = _backend(False)
         print(_table(list(corpus.stats().items()), ("source", "pages")))

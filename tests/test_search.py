@@ -1,0 +1,65 @@
+"""Search quality and lookups on the real embedded encyclopedia."""
+
+import random
+
+import pytest
+
+from webqa.env.local import fts_query, title_key
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("Which river flows through Vienna?", "Danube"),
+    ("Who painted the Mona Lisa?", "Mona Lisa"),
+    ("theory of relativity Einstein", "Albert Einstein"),
+    ("Super Bowl 50", "Super Bowl 50"),
+    ("capital of Austria", "Vienna"),
+])
+def test_known_questions_find_the_right_page(corpus, query, expected):
+    titles = [result.title for result in corpus.search(query, k=5)]
+    assert expected in titles, titles
+
+
+def test_titles_are_found_by_their_words_in_any_order(corpus):
+    rng = random.Random(7)
+    titles = [t for t in corpus.titles() if len(t.split()) >= 2]
+    sample = rng.sample(titles, 200)
+    found = 0
+    for title in sample:
+        words = title.split()
+        rng.shuffle(words)
+        found += title in [r.title for r in corpus.search(" ".join(words), k=3)]
+    assert found / len(sample) >= 0.9
+
+
+def test_an_exact_title_comes_first(corpus):
+    assert corpus.search("vienna", k=1)[0].title == "Vienna"
+
+
+def test_results_carry_domain_and_a_query_focused_snippet(corpus):
+    result = corpus.search("Danube drainage basin countries", k=1)[0]
+    assert result.domain == "en.wikipedia.org"
+    assert "Danube" in result.snippet or "drainage" in result.snippet.lower()
+
+
+def test_queries_with_fts_syntax_or_only_stopwords_are_safe(corpus):
+    assert corpus.search("the of and", k=5) == []
+    assert corpus.search('"unbalanced AND (NEAR* OR -', k=3) is not None
+    assert fts_query('Vienna" OR x*') == '"vienna" OR "x"'
+
+
+def test_fetch_by_url_or_title(corpus):
+    by_url = corpus.fetch("https://en.wikipedia.org/wiki/Danube")
+    assert by_url.title == "Danube" and corpus.fetch("danube").url == by_url.url
+    assert title_key("https://en.wikipedia.org/wiki/Super_Bowl_50") == "super bowl 50"
+
+
+def test_pages_containing_a_phrase(corpus):
+    titles = corpus.pages_containing("four national capitals", limit=5)
+    assert "Danube" in titles
+    assert corpus.pages_containing("zzqx unlikely phrase") == []
+
+
+def test_stats_count_pages_per_source(corpus):
+    stats = corpus.stats()
+    assert stats["total"] == len(corpus.titles()) > 10_000
+    assert {"vital-articles", "squad-articles", "world-factbook", "gensim-enwiki"} <= set(stats)
