@@ -1,5 +1,6 @@
 """The `webqa` command line.
 
+    webqa ask "<question>" [--n N] [--web] [--json]
     webqa search "<query>" [--web] [--json]
     webqa open <url-or-title> [--web]
     webqa browse "<question>"          drive the browser by hand, one command per line
@@ -36,6 +37,39 @@ def _table(rows: list[tuple], headers: tuple) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def cmd_ask(args: argparse.Namespace) -> None:
+    from webqa.agent import answer
+
+    result = answer(args.question, n=args.n, backend="web" if args.web else "local", policy=args.policy)
+    if args.json:
+        data = result.to_dict()
+        if not args.trajectory:  # observations are long; keep the actions
+            for item in [data["trajectory"]] + [c["episode"] for c in data["candidates"]]:
+                item["steps"] = [{"action": s["action"], "error": s["error"]} for s in item["steps"]]
+                item.pop("final_observation", None)
+        print(json.dumps(data, ensure_ascii=False, indent=1))
+        return
+    print(result.text)
+    for number, ref in enumerate(result.references, 1):
+        print(f"\n[{number}] {ref.title}\n    {ref.url}\n    \"{ref.quote}\"")
+    if args.show_candidates and len(result.candidates) > 1:
+        print("\nCandidates:")
+        for number, candidate in enumerate(result.candidates, 1):
+            score = "-" if candidate.score is None else f"{candidate.score:.2f}"
+            chosen = "*" if candidate.episode is result.trajectory else " "
+            print(f" {chosen}{number}. [{score}] {candidate.text or '(no answer)'}")
+    print(f"\n({result.seconds:.1f} s, {len(result.trajectory.steps)} actions)")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from webqa.evaluate import evaluate, format_report
+
+    systems = tuple(args.systems.split(",")) if args.systems else ("policy", "bm25-sentence", "rag")
+    report = evaluate(args.questions, args.out, n=args.n, limit=args.limit, systems=systems, policy=args.policy)
+    print(format_report(report))
+    print(f"\nreport written to {args.out}")
 
 
 def cmd_search(args: argparse.Namespace) -> None:
@@ -96,6 +130,10 @@ def cmd_qa(args: argparse.Namespace) -> None:
 
     if args.action == "build":
         qa.build_questions()
+    if args.action == "export":
+        chosen = qa.export_eval_questions(args.out, split=args.split, n=args.n, seed=args.seed)
+        print(f"{len(chosen)} {args.split} questions written to {args.out}")
+        return
     rows = qa.question_stats()
     print(_table(rows, ("dataset", "split", "questions", "answerable")))
 
@@ -103,6 +141,25 @@ def cmd_qa(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="webqa", description="Browser-assisted question answering.")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    ask = commands.add_parser("ask", help="answer a question by browsing")
+    ask.add_argument("question")
+    ask.add_argument("--n", type=int, default=1, help="episodes to sample (best-of-n)")
+    ask.add_argument("--web", action="store_true", help="browse the live web instead")
+    ask.add_argument("--json", action="store_true", help="print JSON")
+    ask.add_argument("--trajectory", action="store_true", help="with --json, include every observation")
+    ask.add_argument("--show-candidates", action="store_true", help="list every sampled answer")
+    ask.add_argument("--policy", help="a policy folder (default: the shipped one)")
+    ask.set_defaults(run=cmd_ask)
+
+    eval_ = commands.add_parser("eval", help="evaluate the policy against the baselines")
+    eval_.add_argument("--questions", required=True, help="JSONL with question and answers per line")
+    eval_.add_argument("--out", required=True, help="the report (JSON); per-question results go beside it")
+    eval_.add_argument("--n", type=int, default=1, help="episodes per question for the policy")
+    eval_.add_argument("--limit", type=int, help="only the first K questions")
+    eval_.add_argument("--systems", help="comma-separated subset of policy,bm25-sentence,rag")
+    eval_.add_argument("--policy", help="a policy folder (default: the shipped one)")
+    eval_.set_defaults(run=cmd_eval)
 
     search = commands.add_parser("search", help="search the encyclopedia (or the web)")
     search.add_argument("query")
@@ -129,7 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.set_defaults(run=cmd_corpus)
 
     qa = commands.add_parser("qa", help="build or describe the question-answering data")
-    qa.add_argument("action", choices=["build", "stats"])
+    qa.add_argument("action", choices=["build", "stats", "export"])
+    qa.add_argument("--split", default="dev", help="with export: train or dev")
+    qa.add_argument("--n", type=int, default=200, help="with export: how many questions (half SQuAD)")
+    qa.add_argument("--seed", type=int, default=0)
+    qa.add_argument("--out", default="dev200.jsonl", help="with export: the questions file to write")
     qa.set_defaults(run=cmd_qa)
     return parser
 

@@ -136,3 +136,19 @@ def question_stats(path: Path = QUESTIONS_FILE) -> list[tuple]:
         counts[(record["dataset"], record["split"], "answerable")] += record["answerable"]
     keys = sorted({(d, s) for d, s, _ in counts})
     return [(d, s, counts[(d, s, "all")], counts[(d, s, "answerable")]) for d, s in keys]
+
+
+def export_eval_questions(out_path: Path, split: str = "dev", n: int = 200, seed: int = 0) -> list[dict]:
+    """A fixed evaluation set: half open-domain (TriviaQA and NQ), half SQuAD, answerable only."""
+    import random
+
+    rng = random.Random(seed)
+    open_domain = load_questions(split=split, dataset="triviaqa") + load_questions(split=split, dataset="nq")
+    squad = load_questions(split=split, dataset="squad")
+    chosen = rng.sample(open_domain, min(n - n // 2, len(open_domain))) + rng.sample(squad, min(n // 2, len(squad)))
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(out_path, "w", encoding="utf-8") as out:
+        for record in chosen:
+            out.write(json.dumps({"id": record["id"], "question": record["question"],
+                                  "answers": record["answers"], "dataset": record["dataset"]}) + "\n")
+    return chosen

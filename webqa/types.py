@@ -123,3 +123,45 @@ class Demonstration(Episode):
     model: str | None = None  # the policy's model, for producer "policy"
     created: str = ""  # ISO 8601 time
     gold_answers: list[str] = field(default_factory=list)
+
+
+# --- Answers -----------------------------------------------------------------
+
+
+@dataclass
+class Reference:
+    """A numbered source of an answer: the page and the passage quoted from it."""
+
+    title: str
+    url: str
+    quote: str
+
+
+@dataclass
+class Candidate:
+    """One sampled episode's answer, with its references and (once scored) its reward."""
+
+    text: str
+    references: list[Reference]
+    episode: Episode
+    score: float | None = None
+
+    @property
+    def found(self) -> bool:
+        return bool(self.text and self.references)
+
+
+@dataclass
+class Answer:
+    """What `webqa.answer()` returns: the chosen answer, its references, and every candidate."""
+
+    question: str
+    text: str
+    references: list[Reference]
+    trajectory: Episode
+    candidates: list[Candidate]
+    seconds: float
+    found: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,73 @@
+"""Batched lockstep sampling: exactness against `generate`, shared prefill, whole episodes."""
+
+import pytest
+import torch
+
+from tests.tiny import tiny_policy_folder
+from webqa.env import Browser, BrowserSettings
+from webqa.policy.model import load_model
+from webqa.policy.rollout import Sampler, SamplingConfig, run_episodes
+
+
+@pytest.fixture(scope="module")
+def tiny(corpus, tmp_path_factory):
+    texts = [corpus.plain_text(t) for t in ["Danube", "Vienna", "Istanbul", "Albert Einstein"]]
+    folder = tiny_policy_folder(tmp_path_factory.mktemp("tiny-policy"), texts)
+    model, tokenizer = load_model(str(folder), device="cpu")
+    return model, tokenizer
+
+
+def reference_lines(model, tokenizer, prompts, max_new_tokens, stop_ids):
+    """Greedy continuations from `model.generate`, cut at the first stop token."""
+    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.no_grad():
+        output = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                                pad_token_id=tokenizer.pad_token_id, eos_token_id=None)
+    lines = []
+    for row in output[:, batch["input_ids"].shape[1]:].tolist():
+        cut = next((i for i, t in enumerate(row) if t in stop_ids), len(row))
+        lines.append(tokenizer.decode(row[:cut], skip_special_tokens=True).strip())
+    return lines
+
+
+def test_greedy_sampling_matches_generate_on_prompts_of_different_lengths(tiny):
+    model, tokenizer = tiny
+    sampler = Sampler(model, tokenizer)
+    prompts = ["The Danube flows through", "Vienna", "In 1453 the city of Istanbul was taken by the Ottoman army"]
+    lines = sampler.sample(prompts, max_new_tokens=12, temperature=0)
+    assert lines == reference_lines(model, tokenizer, prompts, 12, set(sampler.stop_ids.tolist()))
+    assert any(lines)
+
+
+def test_identical_prompts_are_prefilled_once(tiny):
+    model, tokenizer = tiny
+    sampler = Sampler(model, tokenizer)
+    prompt = "The Danube is a river in Europe"
+    lines = sampler.sample([prompt] * 4 + ["Vienna"], max_new_tokens=6, temperature=0)
+    length = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    assert sampler.stats.prefill_tokens == length + len(tokenizer("Vienna", add_special_tokens=False)["input_ids"])
+    assert len(set(lines[:4])) == 1
+    assert lines[:4] == sampler.sample([prompt], max_new_tokens=6, temperature=0) * 4
+
+
+def test_seeded_sampling_is_reproducible(tiny):
+    model, tokenizer = tiny
+    sampler = Sampler(model, tokenizer)
+    draw = lambda: sampler.sample(["Vienna"] * 3, 10, 1.0, 0.9, torch.Generator().manual_seed(3))  # noqa: E731
+    assert draw() == draw()
+
+
+def test_lockstep_episodes_run_to_the_end_and_never_crash(tiny, corpus):
+    model, tokenizer = tiny
+    sampler = Sampler(model, tokenizer)
+    settings = BrowserSettings(window_lines=8, max_actions=4)
+    browsers = [Browser(corpus, BrowserSettings(**vars(settings))) for _ in range(3)]
+    episodes = run_episodes(sampler, browsers, "Which river flows through Vienna?",
+                            SamplingConfig(temperature=1.0, max_action_tokens=8, seed=0))
+    assert len(episodes) == 3
+    for episode in episodes:
+        assert 1 <= len(episode.steps) <= 4 and episode.end is not None
+        assert episode.steps[0].observation.startswith("♦Question\nWhich river flows through Vienna?")
+    # A random model writes garbage: the browser must have counted it as invalid actions, not crashed.
+    assert any(step.error for episode in episodes for step in episode.steps)
+    assert sampler.stats.decode_tokens > 0

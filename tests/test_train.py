@@ -1,0 +1,213 @@
+"""Behavior cloning on a tiny random Llama that reads with SmolLM2's real tokenizer,
+on demonstrations made by driving the real browser over the real corpus."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from webqa.env import Browser
+from webqa.policy.model import KNOWN_MODELS, DEFAULT_MODEL, gguf_file
+from webqa.policy.prompts import examples_from_demonstration
+from webqa.policy.train import (
+    IGNORE,
+    Collator,
+    TrainConfig,
+    build_rows,
+    encode,
+    load_policy,
+    main,
+    pairs_of,
+    read_demos,
+    train,
+)
+from webqa.paths import cache_dir
+from webqa.types import Demonstration
+
+SCRIPTS = [  # question, search query, answer
+    ("Which river flows through Vienna?", "Vienna", "The Danube flows through Vienna [1]."),
+    ("Who wrote Hamlet?", "Hamlet", "Hamlet was written by William Shakespeare [1]."),
+    ("What is the capital of France?", "Paris", "Paris is the capital of France [1]."),
+]
+
+
+def make_demo(corpus, question, query, answer):
+    """Search, open the first result, quote a few words of it, end and answer."""
+    browser = Browser(corpus)
+    browser.reset(question)
+    assert browser.step(f"Search {query}").error is None
+    assert browser.step("Clicked on link 0").error is None
+    words = " ".join(" ".join(browser.page.plain_lines).split()[5:13])
+    assert browser.step(f"Quote: {words}").error is None
+    assert browser.step("End: Answer").done
+    return Demonstration.from_dict(browser.episode.to_dict() | {"answer": answer, "producer": "expert"})
+
+
+@pytest.fixture(scope="module")
+def demo_file(corpus, tmp_path_factory):
+    path = tmp_path_factory.mktemp("demos") / "demos.jsonl"
+    demos = [make_demo(corpus, *script) for script in SCRIPTS]
+    path.write_text("".join(json.dumps(d.to_dict(), ensure_ascii=False) + "\n" for d in demos), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory):
+    """SmolLM2's tokenizer files: from the converted model if this session has it, else from the GGUF file
+    (a few seconds, instead of converting the whole model)."""
+    folder = tmp_path_factory.mktemp("tokenizer")
+    converted = cache_dir("models") / KNOWN_MODELS[DEFAULT_MODEL].folder
+    if (converted / "tokenizer.json").exists():
+        tokenizer = AutoTokenizer.from_pretrained(converted)
+    else:
+        path = gguf_file(KNOWN_MODELS[DEFAULT_MODEL])
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tokenizer_dir):
+    return AutoTokenizer.from_pretrained(tokenizer_dir)
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tokenizer_dir, tmp_path_factory):
+    """A 2-layer random Llama (hidden 64, 4 heads) with the real tokenizer, as a local model folder."""
+    folder = tmp_path_factory.mktemp("tiny-base")
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=1024,
+        eos_token_id=tokenizer.eos_token_id, bos_token_id=None, pad_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def tiny_config(tiny_base, demo_file, out, **overrides):
+    knobs = dict(demos=[str(demo_file)], out=str(out), base=str(tiny_base), max_length=256, batch_size=4,
+                 learning_rate=1e-2, warmup=0, eval_share=0.0, log_steps=1, save_steps=50, seed=0)
+    return TrainConfig(**(knobs | overrides))
+
+
+def batch_loss(model, batch):
+    with torch.no_grad():
+        return model(**batch).loss.item()
+
+
+# --- data ---------------------------------------------------------------------------
+
+
+def test_tokenizer_adds_no_special_tokens_of_its_own(tokenizer):
+    assert tokenizer("Search Vienna")["input_ids"] == tokenizer("Search Vienna", add_special_tokens=False)["input_ids"]
+
+
+def test_labels_mask_the_prompt_exactly(demo_file, tokenizer):
+    for prompt, target in pairs_of(read_demos([demo_file])):
+        row = encode(tokenizer, prompt, target, max_length=4096)
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        target_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
+        assert row["input_ids"] == prompt_ids + target_ids + [tokenizer.eos_token_id]
+        assert row["labels"][: len(prompt_ids)] == [IGNORE] * len(prompt_ids)
+        learned = [t for t in row["labels"] if t != IGNORE]
+        assert tokenizer.decode(learned) == target + tokenizer.eos_token
+        assert not row["truncated"]
+
+
+def test_left_truncation_keeps_the_whole_target(demo_file, tokenizer):
+    prompt, target = pairs_of(read_demos([demo_file]))[1]  # the search results page: the longest
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    target_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    row = encode(tokenizer, prompt, target, max_length=len(target_ids) + 50)
+    assert row["truncated"] and len(row["input_ids"]) == len(target_ids) + 50
+    assert row["input_ids"] == prompt_ids[-50:] + target_ids  # the end of the prompt survives
+    assert row["labels"] == [IGNORE] * 50 + target_ids
+    assert encode(tokenizer, prompt, target, max_length=len(target_ids)) is None  # no room for any prompt
+
+
+def test_answer_weight_repeats_only_answer_examples(demo_file):
+    demos = read_demos([demo_file])
+    assert len(demos) == 3
+    once, thrice = pairs_of(demos, 1), pairs_of(demos, 3)
+    assert len(once) == sum(len(examples_from_demonstration(d)) for d in demos) == 3 * (4 + 1)
+    assert len(thrice) == len(once) + 3 * 2
+    assert sum(target == demos[0].answer for _, target in thrice) == 3
+
+
+def test_collator_pads_on_the_right_and_ignores_the_padding(demo_file, tokenizer):
+    rows, counts = build_rows(tokenizer, pairs_of(read_demos([demo_file]))[:2], max_length=768)
+    assert counts == {"rows": 2, "truncated": 0, "skipped": 0}
+    batch = Collator(tokenizer.pad_token_id)(rows)
+    short = min(range(2), key=lambda i: len(rows[i]["input_ids"]))
+    n = len(rows[short]["input_ids"])
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape
+    assert batch["attention_mask"][short, :n].all() and not batch["attention_mask"][short, n:].any()
+    assert (batch["labels"][short, n:] == IGNORE).all()
+    assert batch["input_ids"][short, :n].tolist() == rows[short]["input_ids"]
+
+
+# --- training -------------------------------------------------------------------------
+
+
+def test_training_lowers_the_loss_and_saves_a_loadable_adapter(tiny_base, demo_file, tokenizer, tmp_path):
+    config = tiny_config(tiny_base, demo_file, tmp_path / "bc", max_steps=12)
+    rows, _ = build_rows(tokenizer, pairs_of(read_demos([demo_file])), config.max_length)
+    batch = Collator(tokenizer.pad_token_id)(rows[:4])
+    before = batch_loss(load_policy(tiny_base, device="cpu")[0], batch)  # untrained: LoRA starts as a no-op
+
+    summary = train(config)
+    out = tmp_path / "bc"
+    names = {p.name for p in out.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "training.json", "loss.png"} <= names
+    assert "model.safetensors" not in names  # only the adapter, not the base weights
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == str(tiny_base)
+
+    model, policy_tokenizer = load_policy(out, device="cpu")
+    assert policy_tokenizer.padding_side == "left"
+    assert type(model).__name__ == "LlamaForCausalLM"  # merged: no peft wrapper left
+    after = batch_loss(model, batch)
+    assert after < before - 0.5, (before, after)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"][:2, :10]).logits
+    assert logits.shape == (2, 10, len(tokenizer))
+
+    written = json.loads((out / "training.json").read_text())
+    assert written == json.loads(json.dumps(summary))
+    for key in ("config", "examples", "steps", "wall_s", "hardware", "train_loss", "eval_loss", "resumed_from_step"):
+        assert key in written
+    assert written["steps"] == 12 and written["resumed_from_step"] == 0
+    assert written["examples"]["train"]["rows"] == 15 and written["hardware"].startswith("cpu")
+
+
+def test_training_resumes_from_the_last_checkpoint(tiny_base, demo_file, tmp_path):
+    out = tmp_path / "bc"
+    args = ["--demos", str(demo_file), "--out", str(out), "--base", str(tiny_base), "--max-length", "256",
+            "--save-steps", "2", "--log-steps", "1", "--eval-share", "0.34"]
+    assert main(args + ["--max-steps", "2"]) == 0
+    assert (out / "checkpoints" / "checkpoint-2" / "adapter_model.safetensors").exists()
+    first = json.loads((out / "training.json").read_text())
+    assert first["demonstrations"] == {"train": 2, "eval": 1} and first["eval_loss"] is not None
+
+    summary = train(tiny_config(tiny_base, demo_file, out, max_steps=4, save_steps=2, eval_share=0.34))
+    assert summary["resumed_from_step"] == 2 and summary["steps"] == 4
+    state = json.loads((out / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert [e["step"] for e in state["log_history"] if "loss" in e] == [1, 2, 3, 4]  # continued, not restarted
+
+
+# --- slow: the real default model ---------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_lora_steps_on_the_real_model(demo_file, tmp_path):
+    summary = train(TrainConfig(demos=[str(demo_file)], out=str(tmp_path / "bc"), max_steps=2, batch_size=2,
+                                max_length=256, eval_share=0.0, log_steps=1))
+    assert summary["steps"] == 2 and summary["base"] == DEFAULT_MODEL
+    assert summary["examples"]["train"]["truncated"] > 0  # search pages are longer than 256 tokens
+    model, tokenizer = load_policy(tmp_path / "bc", device="cpu")
+    ids = tokenizer("♦Question\nWho wrote Hamlet?", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert model(input_ids=ids).logits.shape == (1, ids.shape[1], len(tokenizer))

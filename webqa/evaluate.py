@@ -1,0 +1,213 @@
+"""The evaluation harness: the policy against two baselines, on the same questions, in one run.
+
+    webqa eval --questions dev200.jsonl [--n 1] [--limit K] --out report.json
+
+Each line of the questions file has `question` and `answers` (gold aliases).
+Every (system, question) result is appended to `<out>.jsonl` as soon as it is
+known, so a killed run resumes where it stopped; the summary goes to `<out>`.
+
+Systems:
+- `policy`: the behavior-cloned browsing agent (`webqa.answer`, best of n);
+- `bm25-sentence`: the sentence of the top search result that overlaps the question most;
+- `rag`: the base model, not fine-tuned, reading the top search result and answering in one sentence.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+from tqdm import tqdm
+
+from webqa.env.answering import check_citations
+from webqa.env.commands import InvalidCommand, parse
+from webqa.env.local import STOPWORDS, LocalCorpus
+from webqa.scoring import is_correct, is_supported, normalize
+
+SYSTEMS = ("policy", "bm25-sentence", "rag")
+RAG_CONTEXT_WORDS = 220
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+_CITATION = re.compile(r"\[(\d+)\]")
+
+
+def read_questions(path: Path | str, limit: int | None = None) -> list[dict]:
+    """Questions with `question` and `answers` from a JSONL file."""
+    with open(path, encoding="utf-8") as lines:
+        items = [json.loads(line) for line in lines if line.strip()]
+    for number, item in enumerate(items, 1):
+        if not isinstance(item.get("question"), str) or not isinstance(item.get("answers"), list):
+            raise ValueError(f"{path}:{number}: each line needs 'question' (text) and 'answers' (a list)")
+    return items[:limit] if limit else items
+
+
+def sentences(text: str) -> list[str]:
+    """Split text into sentences (paragraphs first)."""
+    return [s.strip() for paragraph in text.split("\n") for s in _SENTENCE_END.split(paragraph) if s.strip()]
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in normalize(text).split() if w not in STOPWORDS}
+
+
+def best_sentence(question: str, text: str) -> str:
+    """The sentence sharing the most content words with the question (the first one on ties)."""
+    words = _content_words(question)
+    candidates = sentences(text) or [text]
+    return max(candidates, key=lambda s: len(words & _content_words(s)))
+
+
+# --- the systems: each returns a record for one question ---------------------------
+
+
+def _record(answer: str, quotes: list[str], actions: list[str], seconds: float) -> dict:
+    return {"answer": answer, "quotes": quotes, "actions": actions, "seconds": seconds}
+
+
+def run_bm25_sentence(corpus: LocalCorpus) -> Callable[[str], dict]:
+    def run(question: str) -> dict:
+        start = time.perf_counter()
+        results = corpus.search(question, k=1)
+        if not results:
+            return _record("", [], [f"Search {question}"], time.perf_counter() - start)
+        sentence = best_sentence(question, corpus.plain_text(results[0].title))
+        return _record(f"{sentence} [1]", [sentence], [f"Search {question}"], time.perf_counter() - start)
+
+    return run
+
+
+def run_rag(corpus: LocalCorpus, base: str | None = None) -> Callable[[str], dict]:
+    from webqa.policy.model import load_model
+    from webqa.policy.rollout import Sampler
+
+    model, tokenizer = load_model(base)
+    sampler = Sampler(model, tokenizer)
+
+    def run(question: str) -> dict:
+        start = time.perf_counter()
+        results = corpus.search(question, k=1)
+        if not results:
+            return _record("", [], [f"Search {question}"], time.perf_counter() - start)
+        # The passage around the best sentence, cut to fit a small model's attention.
+        text = corpus.plain_text(results[0].title)
+        focus = best_sentence(question, text)
+        words = text.split()
+        at = max(0, len(text[: text.find(focus)].split()) - RAG_CONTEXT_WORDS // 2)
+        passage = " ".join(words[at : at + RAG_CONTEXT_WORDS])
+        prompt = tokenizer.apply_chat_template([{"role": "user", "content": (
+            f"Read the text and answer the question in one short sentence.\n\nText: {passage}\n\n"
+            f"Question: {question}")}], tokenize=False, add_generation_prompt=True)
+        answer = sampler.sample([prompt], max_new_tokens=48, temperature=0)[0]
+        return _record(f"{answer} [1]", [passage], [f"Search {question}"], time.perf_counter() - start)
+
+    return run
+
+
+def run_policy(n: int, policy: str | None = None) -> Callable[[str], dict]:
+    from webqa.agent import answer
+
+    def run(question: str) -> dict:
+        result = answer(question, n=n, policy=policy)
+        quotes = [ref.quote for ref in result.references]
+        return _record(result.text if result.found else "", quotes, result.trajectory.actions, result.seconds)
+
+    return run
+
+
+# --- scoring ----------------------------------------------------------------------
+
+
+def score(record: dict, answers: list[str]) -> dict:
+    """Per-question figures: correct, supported, citations valid, words, actions, invalid actions."""
+    text, quotes = record["answer"], record["quotes"]
+    cited = [quotes[n - 1] for n in {int(m) for m in _CITATION.findall(text)} if 1 <= n <= len(quotes)]
+    invalid = 0
+    for action in record["actions"]:
+        try:
+            parse(action)
+        except InvalidCommand:
+            invalid += 1
+    check = check_citations(text, [None] * len(quotes))
+    return {
+        "correct": bool(text) and is_correct(text, answers),
+        "supported": bool(text) and is_supported(cited, answers),
+        "citations_valid": bool(text) and check.valid,
+        "answered": bool(text),
+        "words": len(_CITATION.sub("", text).split()),
+        "actions": len(record["actions"]),
+        "invalid_actions": invalid,
+    }
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Mean figures of one system over its questions."""
+    if not rows:
+        return {}
+    answered = [r for r in rows if r["answered"]] or rows
+    actions = sum(r["actions"] for r in rows)
+    return {
+        "questions": len(rows),
+        "accuracy": statistics.mean(r["correct"] for r in rows),
+        "supported": statistics.mean(r["supported"] for r in rows),
+        "citation_validity": statistics.mean(r["citations_valid"] for r in answered),
+        "answered": statistics.mean(r["answered"] for r in rows),
+        "mean_words": statistics.mean(r["words"] for r in answered),
+        "mean_actions": actions / len(rows),
+        "invalid_action_rate": sum(r["invalid_actions"] for r in rows) / max(1, actions),
+        "median_seconds": statistics.median(r["seconds"] for r in rows),
+    }
+
+
+def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int | None = None,
+             systems: tuple[str, ...] = SYSTEMS, policy: str | None = None) -> dict:
+    """Run every system on every question (resuming from `<out>.jsonl`), then write and return the summary."""
+    out = Path(out)
+    log = out.with_suffix(out.suffix + "l") if out.suffix == ".json" else out.with_name(out.name + ".jsonl")
+    questions = read_questions(questions_path, limit)
+    done: dict[tuple[str, str], dict] = {}
+    if log.exists():
+        for line in log.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by a killed run
+                continue
+            done[(row["system"], row["question"])] = row
+    corpus = LocalCorpus.default()
+    makers = {"policy": lambda: run_policy(n, policy), "bm25-sentence": lambda: run_bm25_sentence(corpus),
+              "rag": lambda: run_rag(corpus)}
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", encoding="utf-8") as sink:
+        for system in systems:
+            todo = [q for q in questions if (system, q["question"]) not in done]
+            if not todo:
+                continue
+            run = makers[system]()
+            for item in tqdm(todo, desc=f"eval {system}", unit="q"):
+                record = run(item["question"])
+                row = {"system": system, "question": item["question"], **record, **score(record, item["answers"])}
+                sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+                sink.flush()
+                done[(system, item["question"])] = row
+    wanted = {q["question"] for q in questions}
+    summary = {s: summarize([r for (system, q), r in done.items() if system == s and q in wanted]) for s in systems}
+    report = {"questions_file": str(questions_path), "n": n, "limit": limit, "systems": summary}
+    out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    return report
+
+
+def format_report(report: dict) -> str:
+    """The summary as a small table, one column per system."""
+    systems = [s for s, figures in report["systems"].items() if figures]
+    if not systems:
+        return "no results"
+    rows = [("questions", "{:.0f}"), ("accuracy", "{:.3f}"), ("supported", "{:.3f}"),
+            ("citation_validity", "{:.3f}"), ("answered", "{:.3f}"), ("mean_words", "{:.1f}"),
+            ("mean_actions", "{:.1f}"), ("invalid_action_rate", "{:.3f}"), ("median_seconds", "{:.2f}")]
+    width = max(len(name) for name, _ in rows)
+    lines = [" ".ljust(width) + "".join(f"{s:>16}" for s in systems)]
+    for name, fmt in rows:
+        lines.append(name.ljust(width) + "".join(f"{fmt.format(report['systems'][s][name]):>16}" for s in systems))
+    return "\n".join(lines)

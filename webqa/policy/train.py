@@ -1,0 +1,405 @@
+"""Behavior cloning: fine-tune the policy on demonstrations with the transformers Trainer.
+
+    webqa train bc --demos demos.jsonl --out runs/bc              # LoRA on the default base
+    webqa train bc --demos a.jsonl b.jsonl --out runs/bc --max-steps 300
+    accelerate launch -m webqa.policy.train --demos demos.jsonl --out runs/bc   # GPU(s)
+
+    model, tokenizer = load_policy("runs/bc")                     # base + adapter, merged
+
+Every demonstration gives (prompt, target) pairs (`webqa.policy.prompts`): one per
+browsing step and one for the answer. A training row is prompt + target + eos, and
+the loss is on the target and eos tokens only. Prompts that do not fit in
+`max_length` lose tokens from the left (the target is never cut).
+
+The out folder ends up with the LoRA adapter (or the whole model with --full), the
+tokenizer, `training.json` and `loss.png`. Checkpoints go to `out/checkpoints`, so
+the out folder itself stays small enough to ship; running again with the same out
+folder resumes from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from webqa.policy.model import DEFAULT_MODEL, load_model
+from webqa.policy.prompts import examples_from_demonstration
+from webqa.types import Demonstration
+
+IGNORE = -100  # label of tokens the loss skips (the prompt, the padding)
+LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class TrainConfig:
+    """The knobs of a behavior-cloning run."""
+
+    demos: list[str] = field(default_factory=list)  # JSONL files of demonstrations
+    out: str = "runs/bc"
+    base: str | None = None  # None: the default base model (see webqa.policy.model)
+    # LoRA (the default) or full fine-tuning
+    full_finetune: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = LLAMA_PROJECTIONS  # the attention and MLP projections of Llama-style models
+    # data
+    max_length: int = 768  # tokens per row; the prompt is cut from the left to fit
+    answer_weight: int = 1  # each answer example appears this many times (one per demo, vs ~5 action steps)
+    eval_share: float = 0.1  # share of demonstrations (not rows) held out for the eval loss
+    # optimization
+    learning_rate: float | None = None  # None: 2e-4 with LoRA, 2e-5 for a full fine-tune
+    batch_size: int = 4
+    grad_accum: int = 1
+    epochs: float = 3.0
+    max_steps: int = -1  # optimizer steps; > 0 overrides epochs
+    warmup: float = 0.05  # < 1: share of the steps, else a number of steps
+    weight_decay: float = 0.0
+    # bookkeeping
+    log_steps: int = 10
+    save_steps: int = 100  # checkpoint (and eval) every this many steps
+    save_total_limit: int = 2
+    seed: int = 1337
+    resume: bool = True  # resume from the last checkpoint in out/checkpoints, if any
+
+    @property
+    def lr(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 2e-5 if self.full_finetune else 2e-4
+
+
+# --- data -------------------------------------------------------------------------
+
+
+def read_demos(paths) -> list[Demonstration]:
+    """Every demonstration in the given JSONL files, in order."""
+    try:
+        from webqa.demos import read_demonstrations
+    except ImportError:  # webqa.demos not there yet: read the JSON lines directly
+        def read_demonstrations(path):
+            with open(path, encoding="utf-8") as lines:
+                return [Demonstration.from_dict(json.loads(line)) for line in lines if line.strip()]
+    return [demo for path in paths for demo in read_demonstrations(path)]
+
+
+def split_demos(demos: list, eval_share: float, seed: int) -> tuple[list, list]:
+    """(train, eval), split by demonstration: the steps of one episode share most of their text."""
+    order = list(range(len(demos)))
+    random.Random(seed).shuffle(order)
+    n_eval = min(int(eval_share * len(demos)), len(demos) - 1) if eval_share > 0 else 0
+    held = set(order[:n_eval])
+    return [d for i, d in enumerate(demos) if i not in held], [d for i, d in enumerate(demos) if i in held]
+
+
+def pairs_of(demos: list[Demonstration], answer_weight: int = 1) -> list[tuple[str, str]]:
+    """The (prompt, target) pairs of the demonstrations, answer pairs repeated `answer_weight` times."""
+    pairs = []
+    for demo in demos:
+        for index, pair in enumerate(examples_from_demonstration(demo)):
+            is_answer = index >= len(demo.steps)  # the answer pair comes after one pair per step
+            pairs += [pair] * (answer_weight if is_answer else 1)
+    return pairs
+
+
+def encode(tokenizer, prompt: str, target: str, max_length: int) -> dict | None:
+    """One training row: input_ids = prompt + target + eos, labels = IGNORE on the prompt.
+
+    Prompt and target are tokenized apart, as at generation time (the model continues the
+    prompt's tokens), and without special tokens: SmolLM2's tokenizer adds none anyway, and
+    the only one we want is the final eos, which teaches the model to stop.
+    Too long: the prompt loses tokens from the left. The end of an observation (page text,
+    actions left, `♦Next action`) is what the next action depends on most; the question at
+    its start is lost first, so keep max_length above the longest observations (~550
+    tokens on the local corpus). Rollouts must truncate the same way (truncation_side="left").
+    Returns None when the target alone does not fit.
+    """
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    target_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    room = max_length - len(target_ids)
+    if room < 1:
+        return None
+    truncated = len(prompt_ids) > room
+    prompt_ids = prompt_ids[len(prompt_ids) - room :] if truncated else prompt_ids
+    return {
+        "input_ids": prompt_ids + target_ids,
+        "labels": [IGNORE] * len(prompt_ids) + target_ids,
+        "truncated": truncated,
+    }
+
+
+@dataclass
+class Collator:
+    """Pads a batch on the right, per batch. Right padding is fine for training (causal
+    attention never looks ahead, and padded labels are ignored), though the tokenizer pads
+    on the left for generation."""
+
+    pad_token_id: int
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        width = max(len(row["input_ids"]) for row in rows)
+        batch = {"input_ids": [], "attention_mask": [], "labels": []}
+        for row in rows:
+            pad = width - len(row["input_ids"])
+            batch["input_ids"].append(row["input_ids"] + [self.pad_token_id] * pad)
+            batch["attention_mask"].append([1] * len(row["input_ids"]) + [0] * pad)
+            batch["labels"].append(row["labels"] + [IGNORE] * pad)
+        return {name: torch.tensor(values) for name, values in batch.items()}
+
+
+def build_rows(tokenizer, pairs, max_length: int) -> tuple[list[dict], dict]:
+    """Encoded rows for the pairs, and counts of what was truncated or skipped."""
+    rows, skipped, truncated = [], 0, 0
+    for prompt, target in pairs:
+        row = encode(tokenizer, prompt, target, max_length)
+        if row is None:
+            skipped += 1
+            continue
+        truncated += row.pop("truncated")
+        rows.append(row)
+    return rows, {"rows": len(rows), "truncated": truncated, "skipped": skipped}
+
+
+# --- model --------------------------------------------------------------------------
+
+
+def base_name(config: TrainConfig) -> str:
+    """The base model as it should be written down: a known name, hub id or absolute folder."""
+    if config.base is None:
+        return DEFAULT_MODEL
+    path = Path(config.base).expanduser()
+    return str(path.resolve()) if path.is_dir() else config.base
+
+
+def prepare_model(config: TrainConfig):
+    """The base model in fp32 on the CPU (the Trainer moves it and autocasts), with LoRA unless full."""
+    from transformers import set_seed
+
+    model, tokenizer = load_model(config.base, device="cpu", dtype=torch.float32)
+    set_seed(config.seed)  # the LoRA A matrices start random
+    if not config.full_finetune:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                          target_modules=list(config.lora_targets), task_type="CAUSAL_LM")
+        model = get_peft_model(model, lora)
+        # Written into adapter_config.json: lets load_policy find the base on another machine,
+        # where the converted folder's absolute path means nothing.
+        model.peft_config["default"].base_model_name_or_path = base_name(config)
+    return model, tokenizer
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    return f"cpu: {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+# --- training -------------------------------------------------------------------------
+
+
+def train(config: TrainConfig) -> dict:
+    """Fine-tune on the demonstrations; returns what it writes to out/training.json."""
+    from transformers import Trainer, TrainingArguments
+    from transformers.trainer_utils import get_last_checkpoint
+
+    start = time.perf_counter()
+    out = Path(config.out)
+    checkpoints = out / "checkpoints"
+    demos = read_demos(config.demos)
+    if not demos:
+        raise ValueError(f"no demonstrations in {', '.join(map(str, config.demos)) or '(no files given)'}")
+    train_demos, eval_demos = split_demos(demos, config.eval_share, config.seed)
+
+    model, tokenizer = prepare_model(config)
+    train_rows, train_counts = build_rows(tokenizer, pairs_of(train_demos, config.answer_weight), config.max_length)
+    eval_rows, eval_counts = build_rows(tokenizer, pairs_of(eval_demos), config.max_length)
+    if not train_rows:
+        raise ValueError(f"no training rows: every target is longer than max_length={config.max_length}")
+
+    cuda = torch.cuda.is_available()
+    args = TrainingArguments(
+        output_dir=str(checkpoints),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        learning_rate=config.lr,
+        warmup_steps=config.warmup,
+        weight_decay=config.weight_decay,
+        lr_scheduler_type="cosine",
+        # CPUs train in fp32; GPUs autocast to bf16 over fp32 weights where they can.
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        logging_steps=config.log_steps,
+        logging_first_step=True,
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        eval_strategy="steps" if eval_rows else "no",
+        eval_steps=config.save_steps,
+        seed=config.seed,
+        label_names=["labels"],  # a PeftModel's forward hides them from the Trainer's guess
+        remove_unused_columns=False,
+        dataloader_pin_memory=cuda,
+        report_to="none",
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_rows,  # a list of dicts is all a DataLoader needs
+        eval_dataset=eval_rows or None,
+        data_collator=Collator(tokenizer.pad_token_id),
+        processing_class=tokenizer,  # saved with each checkpoint and the final model
+    )
+    last = get_last_checkpoint(str(checkpoints)) if config.resume and checkpoints.is_dir() else None
+    resumed_from_step = _checkpoint_step(last)
+    result = trainer.train(resume_from_checkpoint=last)
+    eval_loss = trainer.evaluate()["eval_loss"] if eval_rows else None
+
+    trainer.save_model(str(out))  # only the adapter for a PeftModel, with the tokenizer
+    summary = {
+        "config": asdict(config) | {"learning_rate": config.lr},
+        "base": base_name(config),
+        "demonstrations": {"train": len(train_demos), "eval": len(eval_demos)},
+        "examples": {"train": train_counts, "eval": eval_counts},
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "steps": trainer.state.global_step,
+        "epochs": trainer.state.epoch,
+        "resumed_from_step": resumed_from_step,
+        "train_loss": _last(trainer.state.log_history, "loss"),
+        "train_loss_mean": result.training_loss,  # over the steps of this run
+        "eval_loss": eval_loss,
+        "wall_s": round(time.perf_counter() - start, 1),  # this run only, not earlier ones it resumed
+        "hardware": hardware(),
+        "precision": "bf16 autocast" if args.bf16 else "fp32",
+        "versions": _versions(),
+    }
+    if trainer.is_world_process_zero():
+        (out / "training.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+        plot_losses(trainer.state.log_history, out / "loss.png")
+    return summary
+
+
+def _checkpoint_step(checkpoint: str | None) -> int:
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1]) if checkpoint else 0
+
+
+def _last(log_history: list[dict], key: str) -> float | None:
+    values = [entry[key] for entry in log_history if key in entry]
+    return values[-1] if values else None
+
+
+def _versions() -> dict:
+    import peft
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
+
+
+def plot_losses(log_history: list[dict], path: Path) -> None:
+    """Train and eval loss against the optimizer step, as a PNG."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed: no loss plot", file=sys.stderr)
+        return
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("loss", "train"), ("eval_loss", "eval")):
+        points = [(entry["step"], entry[key]) for entry in log_history if key in entry]
+        if points:
+            ax.plot(*zip(*points), marker="o" if len(points) < 30 else None, markersize=3, label=label)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (target tokens)")
+    ax.set_title("behavior cloning")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# --- loading the trained policy ---------------------------------------------------------
+
+
+def load_policy(path: str | os.PathLike | None = None, device=None, dtype=None, merge: bool = True):
+    """(model, tokenizer) of a trained policy folder, ready for generation like `load_model`'s.
+
+    None: the untrained base model. A LoRA folder: its base with the adapter merged into the
+    weights (merged, generation runs at the base model's speed; merging takes well under a
+    second for the 135M base). A full fine-tune folder: loaded as is.
+    """
+    if path is None:
+        return load_model(device=device, dtype=dtype)
+    path = Path(path)
+    adapter_config = path / "adapter_config.json"
+    if not adapter_config.exists():
+        return load_model(path, device=device, dtype=dtype)
+    from peft import PeftModel
+
+    base = json.loads(adapter_config.read_text(encoding="utf-8"))["base_model_name_or_path"]
+    model, tokenizer = load_model(base, device=device, dtype=dtype)
+    model = PeftModel.from_pretrained(model, path)
+    if merge:
+        model = model.merge_and_unload()
+    model.eval()
+    return model, tokenizer
+
+
+# --- command line ------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of `webqa train bc` (also usable as a subparser's)."""
+    d = TrainConfig()
+    parser.add_argument("--demos", nargs="+", required=True, metavar="FILE", help="JSONL files of demonstrations")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (resumes if it has checkpoints)")
+    parser.add_argument("--base", default=None, metavar="MODEL", help=f"base model (default: {DEFAULT_MODEL})")
+    parser.add_argument("--full", action="store_true", help="full fine-tune instead of LoRA")
+    parser.add_argument("--max-steps", type=int, default=d.max_steps, help="optimizer steps (overrides --epochs)")
+    parser.add_argument("--epochs", type=float, default=d.epochs)
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-4 LoRA, 2e-5 full)")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--grad-accum", type=int, default=d.grad_accum)
+    parser.add_argument("--max-length", type=int, default=d.max_length, help="tokens per training row")
+    parser.add_argument("--lora-r", type=int, default=d.lora_r)
+    parser.add_argument("--answer-weight", type=int, default=d.answer_weight, help="repeats of each answer example")
+    parser.add_argument("--eval-share", type=float, default=d.eval_share, help="share of demos held out")
+    parser.add_argument("--save-steps", type=int, default=d.save_steps)
+    parser.add_argument("--log-steps", type=int, default=d.log_steps)
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--fresh", action="store_true", help="ignore existing checkpoints")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        demos=args.demos, out=args.out, base=args.base, full_finetune=args.full, max_steps=args.max_steps,
+        epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum,
+        max_length=args.max_length, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
+        answer_weight=args.answer_weight, eval_share=args.eval_share, save_steps=args.save_steps,
+        log_steps=args.log_steps, seed=args.seed, resume=not args.fresh,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = add_arguments(argparse.ArgumentParser(prog="webqa train bc", description="Behavior cloning."))
+    summary = train(config_from_args(parser.parse_args(argv)))
+    eval_loss = "-" if summary["eval_loss"] is None else f"{summary['eval_loss']:.3f}"
+    print(f"{summary['steps']} steps, train loss {summary['train_loss']:.3f}, eval loss {eval_loss}, "
+          f"{summary['wall_s']:.0f} s on {summary['hardware']}; saved to {summary['config']['out']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
