@@ -136,7 +136,7 @@ def score(record: dict, answers: list[str]) -> dict:
         "supported": bool(text) and is_supported(cited, answers),
         "citations_valid": bool(text) and check.valid,
         "answered": bool(text),
-        "words": len(_CITATION.sub("", text).split()),
+        "words": len(re.findall(r"\w+", _CITATION.sub("", text))),
         "actions": len(record["actions"]),
         "invalid_actions": invalid,
     }
@@ -180,6 +180,8 @@ def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int
               "rag": lambda: run_rag(corpus)}
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a", encoding="utf-8") as sink:
+        if log.stat().st_size and not log.read_bytes().endswith(b"\n"):
+            sink.write("\n")  # end the line a killed run left unfinished
         for system in systems:
             todo = [q for q in questions if (system, q["question"]) not in done]
             if not todo:

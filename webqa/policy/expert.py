@@ -14,13 +14,15 @@ seeded random choices and some injected mistakes (a wrong click, then `Back`),
 so a cloned policy sees recovery rather than one fixed script.
 
     expert = Expert(LocalCorpus.default())
-    result = expert.demonstrate(question, gold_answers, random.Random(0))
-    result.episode, result.answer   # None when the expert could not find the answer
+    demo = expert.demonstrate(question, gold_answers, random.Random(0))
+    demo.episode, demo.answer          # demo is None when the answer was not reached
+    label(browser, question, gold)     # the next action for any live browser
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 import random
 import re
 import unicodedata
@@ -30,9 +32,9 @@ from webqa.env.answering import check_citations
 from webqa.env.backend import Backend, BackendError
 from webqa.env.browser import QUOTE_SEPARATOR, Browser, BrowserSettings, _find_quote
 from webqa.env.local import STOPWORDS, fts_query
-from webqa.env.render import Page, render, strip_markup
+from webqa.env.render import Page, render, search_page, strip_markup
 from webqa.scoring import is_correct, is_supported, normalize
-from webqa.types import Episode
+from webqa.types import Episode, Quote
 
 # The browser the small policy drives: a short window keeps observations short.
 POLICY_BROWSER = BrowserSettings(window_lines=12, max_actions=16)
@@ -40,33 +42,21 @@ POLICY_BROWSER = BrowserSettings(window_lines=12, max_actions=16)
 MAX_ANSWER_WORDS = 30
 MAX_QUOTE = 300  # characters of one quote
 SHORT_QUOTE_WORDS = 16  # quote longer passages as `first words━last words`
+MIN_COVERAGE = 0.5  # share of the question's content (weighted by rarity) a quoted passage must cover
 MAX_PATH = 4  # the most moves (finds, scrolls) the expert plans to bring a passage into view
 
 # How often generation departs from the straight path.
 P_WRONG_CLICK = 0.25  # click a plausible result without the answer, then go back
-P_TWO_QUOTES = 0.3  # look for a second passage on the same page
-P_DETOUR = 0.2  # scroll once more than needed before finding
-P_QUERY_STYLE = (0.45, 0.35, 0.2)  # first search: the question / its keywords / a reformulation
+P_TWO_QUOTES = 0.3  # back up and quote a second page (or a second passage of the same page)
+P_DETOUR = 0.25  # on a fresh page, scroll down once before finding
+P_QUERY_STYLE = (0.45, 0.35, 0.2)  # first search: the question / its keywords / its names
 
-
-@dataclass
-class Demo:
-    """What `Expert.demonstrate` produces: the episode, its final answer and what happened on the way."""
-
-    episode: Episode
-    answer: str
-    wrong_clicks: int = 0
-    searches: int = 0
-
-
-# --- reading the question and a page ------------------------------------------------
+# --- reading the question ----------------------------------------------------------------
 
 # Words that say what is asked, not what about; a reader leaves them out of a query.
 _ASKING = frozenset(("what which who whom whose when where why how many much name named called did does "
                      "he she him her his they them me my we our us you your").split())
-_WORD = re.compile(r"\w+(?:[-'’]\w+)*")
-_ABBREVIATIONS = frozenset("mr mrs ms dr st jr sr vs c ca no gen col lt mt ft approx est inc co corp".split())
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+_WORD = re.compile(r"\d+(?:[.,]\d+)+|\w+(?:[-'’]\w+)*")  # "5,150" is one word, not "5" and "150"
 
 
 def _stem(word: str) -> str:
@@ -78,34 +68,61 @@ def _stem(word: str) -> str:
     return word
 
 
+def _stems(text: str) -> set[str]:
+    return {_stem(w) for w in _WORD.findall(text)}
+
+
 def question_stems(question: str) -> set[str]:
+    """The content words of a question, stemmed."""
     return {_stem(w) for w in _WORD.findall(question) if w.lower() not in STOPWORDS | _ASKING}
+
+
+def _names(question: str) -> list[str]:
+    """Names and numbers of the question: quoted titles, runs of capitalized words, numbers."""
+    names = re.findall(r"[\"“]([^\"”]+)[\"”]|(?<!\w)'([^']+)'(?!\w)", question)
+    names = [double or single for double, single in names]
+    run: list[str] = []
+    words = _WORD.findall(question) + ["", ""]  # the blanks end the last run
+    for index, word in enumerate(words):
+        # The first word is capitalized anyway: it counts only when it starts a run ("Loyola University").
+        capital = word[:1].isupper() and (index > 0 or words[1][:1].isupper())
+        if (capital and word.lower() not in STOPWORDS | _ASKING) or word[:1].isdigit():
+            run.append(word)
+        elif run:
+            names.append(" ".join(run))
+            run = []
+    return list(dict.fromkeys(names))
 
 
 def fits(stems: set[str], text: str) -> bool:
     """Whether `text` (a result's title and snippet) shares a content word with the question."""
-    return bool(stems & {_stem(w) for w in _WORD.findall(text)})
+    return bool(stems & _stems(text))
 
 
 def reformulations(question: str) -> list[str]:
-    """Queries a reader might type: the question, its keywords, its names and numbers, its longest words."""
-    words = _WORD.findall(question.rstrip("?"))
-    keywords = [w for w in words if w.lower() not in STOPWORDS | _ASKING]
-    # Names: runs of capitalized words (not the question's first word), numbers, quoted titles.
-    names = re.findall(r"[\"“]([^\"”]+)[\"”]", question)
-    run: list[str] = []
-    for index, word in enumerate(words + [""]):
-        if word[:1].isupper() and index > 0 or word[:1].isdigit():
-            run.append(word)
-        else:
-            if run:
-                names.append(" ".join(run))
-            run = []
+    """Queries a reader might type: the question, its keywords, its names, its longest words."""
+    keywords = [w for w in _WORD.findall(question.rstrip("?")) if w.lower() not in STOPWORDS | _ASKING]
     longest = sorted(dict.fromkeys(keywords), key=len, reverse=True)
-    others = [w for w in longest if w not in " ".join(names)][:2]
-    named = " ".join(dict.fromkeys(names + others)) if names else ""
-    queries = [" ".join(question.rstrip("?").split()), " ".join(keywords), named, " ".join(longest[:3])]
+    names = _names(question)
+    named = " ".join(names + [w for w in longest if w not in " ".join(names)][:2]) if names else ""
+    specific = [w for w in dict.fromkeys(keywords) if w in longest[:3]]  # the three longest, in question order
+    queries = [" ".join(question.rstrip("?").split()), " ".join(keywords), named, " ".join(specific)]
     return list(dict.fromkeys(q for q in queries if q.strip()))
+
+
+def _needles(question: str) -> list[str]:
+    """Words of the question a reader could look for with `Find in page`, most specific first."""
+    words = _WORD.findall(question)
+    keep = [w for w in words if len(w) >= 3 and w.lower() not in STOPWORDS | _ASKING]
+    pairs = [f"{a} {b}" for a, b in zip(words, words[1:]) if a in keep and b in keep]
+    return list(dict.fromkeys(sorted(pairs + keep, key=len, reverse=True)))
+
+
+# --- reading a page ---------------------------------------------------------------------
+
+_ABBREVIATIONS = frozenset("mr mrs ms dr st jr sr vs c ca no gen col lt mt ft approx est inc co corp".split())
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+_CLAUSE_BREAK = re.compile(r"[;:,]\s|\s[–—]\s")
 
 
 def _tokens(text: str) -> list[tuple[str, int, int]]:
@@ -113,13 +130,12 @@ def _tokens(text: str) -> list[tuple[str, int, int]]:
     out = []
     for match in re.finditer(r"[^\W_]+", text):
         folded = "".join(c for c in unicodedata.normalize("NFKD", match.group()) if not unicodedata.combining(c))
-        for token in normalize(folded).split():
-            out.append((token, match.start(), match.end()))
+        out += [(token, match.start(), match.end()) for token in normalize(folded).split()]
     return out
 
 
 def alias_span(text: str, gold: list[str], question: str = "") -> tuple[int, int] | None:
-    """Where the longest gold alias that is not in the question occurs in `text`, as whole words."""
+    """Where in `text` the longest gold alias occurs as whole words; aliases the question contains do not count."""
     tokens = _tokens(text)
     words = [t[0] for t in tokens]
     asked = f" {normalize(question)} "
@@ -174,13 +190,18 @@ def _sentences(text: str) -> list[tuple[int, int]]:
     return [(a, b) for a, b in spans if text[a:b].strip()]
 
 
-def passages(page: Page, question: str, gold: list[str], width: int) -> list[Passage]:
-    """Sentences (cut to MAX_QUOTE characters) holding a gold answer and two question words, best first.
+def passages(page: Page, question: str, gold: list[str], width: int,
+             weights: dict[str, float] | None = None) -> list[Passage]:
+    """Sentences (cut to MAX_QUOTE characters) that hold a gold answer and are about the question, best first.
 
-    One shared word is too weak: a page about something else can mention the answer in passing.
+    About the question: the sentence shares two content words with the question, and together with
+    the page title it covers MIN_COVERAGE of the question's content, each word weighted by `weights`
+    (its rarity; equal weights if not given). Less is too weak: pages mention answers in passing.
     """
     stems = question_stems(question)
-    needed = min(2, len(stems)) or 1
+    weights = weights or dict.fromkeys(stems, 1.0)
+    total = sum(weights.values()) or 1.0
+    title = _stems(page.title)
     offsets, position = [], 0
     for line in page.plain_lines:
         offsets.append(position)
@@ -200,11 +221,12 @@ def passages(page: Page, question: str, gold: list[str], width: int) -> list[Pas
                 a, b = _shorten(text, a, b, a + span[0], a + span[1])
                 if b - a > MAX_QUOTE:
                     continue
-            sentence = text[a:b]
-            score = len(stems & {_stem(w) for w in _WORD.findall(sentence)})
-            if score >= needed and alias_span(sentence, gold, question):
-                line_of = bisect.bisect_right(offsets, a) - 1, bisect.bisect_right(offsets, b - 1) - 1
-                found.append(Passage(sentence, *line_of, score))
+            words = _stems(text[a:b])
+            score = len(stems & words)
+            covered = sum(weights.get(w, 0.0) for w in words | title) / total
+            if score >= min(2, len(stems)) and covered >= MIN_COVERAGE and alias_span(text[a:b], gold, question):
+                lines = bisect.bisect_right(offsets, a) - 1, bisect.bisect_right(offsets, b - 1) - 1
+                found.append(Passage(text[a:b], *lines, score))
     return sorted(found, key=lambda p: -p.score)
 
 
@@ -219,14 +241,33 @@ def _shorten(text: str, a: int, b: int, answer_start: int, answer_end: int) -> t
         if not wider:
             break
         left, right = min(wider, key=lambda w: w[1] - w[0])
-    return left, _trim_end(text, left, right)
+    while right > left and (text[right - 1].isspace() or text[right - 1] in ",;:–—"):
+        right -= 1  # end on a word, not on the clause break
+    return left, right
 
 
-def _trim_end(text: str, a: int, b: int) -> int:
-    """End a span on a word, not on the space or comma of a clause break."""
-    while b > a and (text[b - 1].isspace() or text[b - 1] in ",;:("):
-        b -= 1
-    return b
+# --- the expert -------------------------------------------------------------------------
+
+
+@dataclass
+class Demo:
+    """What `Expert.demonstrate` produces: the episode, its final answer, and its detours."""
+
+    episode: Episode
+    answer: str
+    wrong_clicks: int = 0
+
+
+@dataclass
+class _Result:
+    """A search result as the expert sees it."""
+
+    link: int
+    line: int
+    url: str
+    fits: bool  # title or snippet shares a word with the question
+    score: int  # the best reachable passage behind it, 0 if none
+
 
 class Expert:
     """Labels browser states with the right next action, and generates demonstrations."""
@@ -235,41 +276,63 @@ class Expert:
         self.backend = backend
         self.settings = settings or POLICY_BROWSER
         self._pages: dict[tuple[str, int], Page | None] = {}
-        self._passages: dict[tuple[str, str], list[Passage]] = {}
-
-    # --- reading pages (cached: labels revisit the same result pages often) ----
+        self._passages: dict[tuple, list[Passage]] = {}
+        self._idf: dict[str, dict[str, float]] = {}
 
     def _page(self, url: str, width: int) -> Page | None:
-        key = (url, width)
-        if key not in self._pages:
-            if len(self._pages) > 512:
+        """A result's page as the browser will render it (cached: labels revisit the same pages)."""
+        if (url, width) not in self._pages:
+            if len(self._pages) > 256:
                 self._pages.clear()
             try:
-                self._pages[key] = render(self.backend.fetch(url), width=width)
+                self._pages[url, width] = render(self.backend.fetch(url), width=width)
             except BackendError:
-                self._pages[key] = None
-        return self._pages[key]
+                self._pages[url, width] = None
+        return self._pages[url, width]
 
-    def _candidates(self, page: Page, question: str, gold: list[str], width: int) -> list[Passage]:
-        key = (page.url, question)
+    def _weights(self, question: str) -> dict[str, float] | None:
+        """Each content word of the question (stemmed) weighted by its rarity in the encyclopedia (IDF).
+
+        Words no page contains (typos) weigh nothing. Only the local corpus can count; elsewhere None.
+        """
+        count = getattr(self.backend, "_query", None)
+        if count is None:
+            return None
+        if question not in self._idf:
+            if len(self._idf) > 256:
+                self._idf.clear()
+            pages = count("SELECT count(*) FROM pages")[0][0]
+            weights: dict[str, float] = {}
+            for word in dict.fromkeys(_WORD.findall(question.lower())):
+                if word in STOPWORDS | _ASKING:
+                    continue
+                found = count("SELECT count(*) FROM fts WHERE fts MATCH ?", (f'body: "{word}"',))[0][0]
+                weights[_stem(word)] = max(weights.get(_stem(word), 0.0), math.log((pages + 1) / (found + 1)) if found else 0.0)
+            self._idf[question] = weights
+        return self._idf[question]
+
+    def _candidates(self, page: Page, question: str, gold: list[str], settings: BrowserSettings) -> list[Passage]:
+        """Passages of `page` worth quoting that can be brought into view from its top."""
+        key = (page.url, question, tuple(gold), settings.line_width, settings.window_lines)
         if key not in self._passages:
-            if len(self._passages) > 512:
+            if len(self._passages) > 256:
                 self._passages.clear()
-            self._passages[key] = passages(page, question, gold, width)
+            needles = _needles(question)
+            found = passages(page, question, gold, settings.line_width, self._weights(question))
+            self._passages[key] = [p for p in found
+                                   if _plan(page, 0, p.first_line, p.last_line, settings, needles) is not None]
         return self._passages[key]
 
-    # --- the decision procedure ----------------------------------------------------
+    # --- the decision procedure -------------------------------------------------------
 
     def label(self, browser: Browser, question: str | None = None, gold: list[str] | None = None, *,
               want_quotes: int = 1, rng: random.Random | None = None) -> str | None:
-        """The right next action in `browser`'s current state, or None when the expert sees no way to the answer.
+        """The right next action in `browser`'s state, or None when the expert sees no way to the answer.
 
-        With `rng`, ties and equally good options are broken at random (generation);
-        without it, the choice is deterministic (labelling).
+        With `rng`, equally good options are chosen at random (generation); without, deterministically.
         """
         question = question if question is not None else browser.episode.question
         gold = list(gold or [])
-        settings = browser.settings
         page = browser.page
         supported = [q for q in browser.quotes if is_supported([q.text], gold)]
         if supported and (len(supported) >= want_quotes or browser.actions_left <= 2):
@@ -277,10 +340,8 @@ class Expert:
         if page is None:
             return self._search(browser, question, rng)
         if page.url.startswith("search:"):
-            if supported:  # a second quote is only sought on the page of the first
-                return "End: Answer"
-            return self._on_results(browser, page, question, gold, rng)
-        return self._on_article(browser, page, question, gold, bool(supported), rng)
+            return self._on_results(browser, page, question, gold, supported, rng)
+        return self._on_article(browser, page, question, gold, supported, rng)
 
     def _search(self, browser: Browser, question: str, rng: random.Random | None) -> str | None:
         """Search with a reformulation whose words differ from every query tried so far."""
@@ -294,108 +355,118 @@ class Expert:
                 return f"Search {query}"
         return None
 
-    def _results(self, page: Page, question: str, gold: list[str], width: int) -> list[tuple[int, int, bool]]:
-        """(link id, line, fits the question) for each result, and the best passage score behind it (or 0)."""
+    def _results(self, page: Page, question: str, gold: list[str], settings: BrowserSettings) -> list[_Result]:
         stems = question_stems(question)
         lines = _link_lines(page)
-        rows = []
+        results = []
         for link_id, link in enumerate(page.links):
-            line = lines.get(link_id)
-            if line is None:
+            if link_id not in lines:
                 continue
             # A result's snippet runs from its title line to the next result's title line.
-            following = [n for n in lines.values() if n > line]
-            snippet = " ".join(page.plain_lines[line : min(following, default=len(page.lines))])
-            target = self._page(link.url, width)
-            best = max((p.score for p in self._candidates(target, question, gold, width)), default=0) if target else 0
-            rows.append((link_id, line, fits(stems, snippet), best))
-        return rows
+            end = min((n for n in lines.values() if n > lines[link_id]), default=len(page.lines))
+            snippet = " ".join(page.plain_lines[lines[link_id] : end])
+            target = self._page(link.url, settings.line_width)
+            score = max((p.score for p in self._candidates(target, question, gold, settings)), default=0) \
+                if target else 0
+            results.append(_Result(link_id, lines[link_id], link.url, fits(stems, snippet), score))
+        return results
 
-    def _on_results(self, browser: Browser, page: Page, question: str, gold: list[str],
+    def _right_results(self, page: Page, question: str, gold: list[str], settings: BrowserSettings,
+                       quotes: list[Quote]) -> list[_Result]:
+        """Results that fit the question and hold a quotable answer not quoted yet, best first."""
+        quoted = {q.url for q in quotes}
+        right = [r for r in self._results(page, question, gold, settings) if r.fits and r.score
+                 and r.url not in quoted]
+        return sorted(right, key=lambda r: (-r.score, r.link))
+
+    def _on_results(self, browser: Browser, page: Page, question: str, gold: list[str], supported: list[Quote],
                     rng: random.Random | None) -> str | None:
         """Open the result that holds the answer (scrolling to it first), or search again."""
-        settings = browser.settings
-        rows = [r for r in self._results(page, question, gold, settings.line_width) if r[2] and r[3]]
-        if not rows:
-            return self._search(browser, question, rng)
-        link_id, line, _, _ = max(rows, key=lambda r: (r[3], -r[0]))
-        moves = _plan(page, browser.cursor, line, line, settings, needles=[])
+        right = self._right_results(page, question, gold, browser.settings, browser.quotes)
+        if not right:
+            return "End: Answer" if supported else self._search(browser, question, rng)
+        moves = _plan(page, browser.cursor, right[0].line, right[0].line, browser.settings, needles=[])
         if moves is None:
-            return self._search(browser, question, rng)
-        if not moves:
-            return f"Clicked on link {link_id}"
-        return moves[0]
+            return "End: Answer" if supported else self._search(browser, question, rng)
+        return moves[0] if moves else f"Clicked on link {right[0].link}"
 
-    def _on_article(self, browser: Browser, page: Page, question: str, gold: list[str], have_quote: bool,
+    def _on_article(self, browser: Browser, page: Page, question: str, gold: list[str], supported: list[Quote],
                     rng: random.Random | None) -> str | None:
         """Quote the best passage with the answer (bringing it into view first), or go back."""
         settings = browser.settings
         used = sum(len(q.text) for q in browser.quotes)
-        fresh = [p for p in self._candidates(page, question, gold, settings.line_width)
-                 if len(p.text) <= settings.max_quote_chars - used and not _already_quoted(p, page, browser)]
+        fresh = [p for p in self._candidates(page, question, gold, settings)
+                 if len(p.text) <= settings.max_quote_chars - used and not _already_quoted(p, page, browser.quotes)]
         if len(browser.quotes) >= settings.max_quotes:
             fresh = []
-        needles = _needles(question)
         for passage in fresh:
-            moves = _plan(page, browser.cursor, passage.first_line, passage.last_line, settings, needles, rng)
+            moves = _plan(page, browser.cursor, passage.first_line, passage.last_line, settings,
+                          _needles(question), rng)
             # Bringing it into view, quoting and ending must fit in the actions left.
-            if moves is None or len(moves) + (1 if have_quote else 2) > browser.actions_left:
+            if moves is None or len(moves) + (1 if supported else 2) > browser.actions_left:
                 continue
             return moves[0] if moves else quote_action(passage.text, " ".join(page.plain_lines))
-        if have_quote:
+        if supported and not (browser.actions_left >= 5 and self._another_page(browser, question, gold)):
             return "End: Answer"
         return "Back"
 
-    # --- generation ------------------------------------------------------------------
+    def _another_page(self, browser: Browser, question: str, gold: list[str]) -> bool:
+        """Whether the last search listed another page with the answer, worth going back for."""
+        searches = [a[len("Search "):] for a in browser.episode.actions if a.startswith("Search ")]
+        if not searches:
+            return False
+        settings = browser.settings
+        results = self.backend.search(searches[-1], k=settings.search_results)
+        page = render_search(searches[-1], results, self.backend)
+        return bool(self._right_results(page, question, gold, settings, browser.quotes))
+
+    # --- generation ---------------------------------------------------------------------
 
     def demonstrate(self, question: str, gold: list[str], rng: random.Random) -> Demo | None:
         """One episode on `question`, ending with a checked answer; None when the answer was not reached."""
         browser = Browser(self.backend, replace(self.settings))
         browser.reset(question)
         want = 2 if rng.random() < P_TWO_QUOTES else 1
-        wrong_click = rng.random() < P_WRONG_CLICK
-        demo_wrong = 0
+        wrong_click, wrong_clicks = rng.random() < P_WRONG_CLICK, 0
         while not browser.done:
             action = None
-            page = browser.page
-            if wrong_click and page is not None and page.url.startswith("search:"):
-                action = self._wrong_click(browser, page, question, gold, rng)
-                if action:
-                    wrong_click, demo_wrong = False, demo_wrong + 1
-            if action is None:
-                action = self.label(browser, question, gold, want_quotes=want, rng=rng)
+            if wrong_click and browser.page is not None and browser.page.url.startswith("search:"):
+                action = self._wrong_click(browser, question, gold, rng)
+                wrong_click, wrong_clicks = action is None, wrong_clicks + (action is not None)
+            action = action or self.label(browser, question, gold, want_quotes=want, rng=rng)
             if action is None:
                 return None
             browser.step(action)
         episode = browser.episode
         if episode.end != "Answer" or not is_supported([q.text for q in episode.quotes], gold):
             return None
-        answer = compose_answer(episode.quotes, gold, question, rng)
-        if answer is None:
-            return None
-        episode.answer = answer
-        searches = sum(a.startswith("Search ") for a in episode.actions)
-        return Demo(episode=episode, answer=answer, wrong_clicks=demo_wrong, searches=searches)
+        episode.answer = compose_answer(episode.quotes, gold, question, rng)
+        return Demo(episode, episode.answer, wrong_clicks) if episode.answer else None
 
-    def _wrong_click(self, browser: Browser, page: Page, question: str, gold: list[str],
-                     rng: random.Random) -> str | None:
-        """A visible result that fits the question but does not hold the answer, if there is one."""
-        window = range(browser.cursor, browser.cursor + browser.settings.window_lines)
-        rows = self._results(page, question, gold, browser.settings.line_width)
-        if not any(r[2] and r[3] for r in rows):
-            return None  # nothing right on this page: the wrong click would not be a detour
-        wrong = [r[0] for r in rows if r[2] and not r[3] and r[1] in window
-                 and self._page(page.links[r[0]].url, browser.settings.line_width) is not None]
+    def _wrong_click(self, browser: Browser, question: str, gold: list[str], rng: random.Random) -> str | None:
+        """A visible result that fits the question but holds no answer, when a right one is listed too."""
+        page, settings = browser.page, browser.settings
+        window = range(browser.cursor, browser.cursor + settings.window_lines)
+        results = self._results(page, question, gold, settings)
+        if browser.quotes or not any(r.fits and r.score for r in results):
+            return None
+        wrong = [r.link for r in results if r.fits and not r.score and r.line in window
+                 and self._page(r.url, settings.line_width) is not None]
         return f"Clicked on link {rng.choice(wrong)}" if wrong else None
 
 
 def label(browser: Browser, question: str | None = None, gold: list[str] | None = None, *,
           want_quotes: int = 1, rng: random.Random | None = None) -> str | None:
-    """The expert's next action for any browser state (see `Expert.label`); None when it sees no way on."""
+    """The expert's next action for any live browser (see `Expert.label`); None when it sees no way on."""
     return Expert(browser.backend, browser.settings).label(browser, question, gold, want_quotes=want_quotes, rng=rng)
 
 
-# --- actions -------------------------------------------------------------------------
+def render_search(query: str, results, backend: Backend) -> Page:
+    """The search page the browser shows for `results` (always at the default width, as the browser does)."""
+    return search_page(query, results, getattr(backend, "name", "search"))
+
+
+# --- moving on a page ---------------------------------------------------------------------
 
 
 def quote_action(text: str, page_text: str) -> str:
@@ -409,8 +480,8 @@ def quote_action(text: str, page_text: str) -> str:
     return f"Quote: {text}"
 
 
-def _already_quoted(passage: Passage, page: Page, browser: Browser) -> bool:
-    return any(q.url == page.url and (passage.text in q.text or q.text in passage.text) for q in browser.quotes)
+def _already_quoted(passage: Passage, page: Page, quotes: list[Quote]) -> bool:
+    return any(q.url == page.url and (passage.text in q.text or q.text in passage.text) for q in quotes)
 
 
 def _link_lines(page: Page) -> dict[int, int]:
@@ -420,14 +491,6 @@ def _link_lines(page: Page) -> dict[int, int]:
         for match in re.finditer(r"【(\d+)†", line):
             found.setdefault(int(match.group(1)), number)
     return found
-
-
-def _needles(question: str) -> list[str]:
-    """Words of the question a reader could look for with `Find in page`, most specific first."""
-    words = re.findall(r"\w+(?:[-'’]\w+)*", question)
-    keep = [w for w in words if len(w) >= 3 and w.lower() not in STOPWORDS]
-    pairs = [f"{a} {b}" for a, b in zip(words, words[1:]) if a in keep and b in keep]
-    return list(dict.fromkeys(sorted(pairs + keep, key=len, reverse=True)))
 
 
 def _hits(page: Page, needle: str) -> list[int]:
@@ -441,9 +504,10 @@ def _hits(page: Page, needle: str) -> list[int]:
 
 def _plan(page: Page, cursor: int, first: int, last: int, settings: BrowserSettings, needles: list[str],
           rng: random.Random | None = None) -> list[str] | None:
-    """The shortest moves that bring lines first..last into the window (empty: already in view); None if none.
+    """The shortest moves that bring lines first..last into the window (empty: in view already); None if none.
 
-    With `rng`, one of several shortest plans is picked at random, and sometimes one a scroll longer.
+    With `rng`, one of the shortest plans is drawn (finds and short scrolls preferred), and on a
+    fresh page sometimes a scroll down comes first, as a reader skims before searching.
     """
     window = settings.window_lines
     if last - first >= window:
@@ -454,28 +518,28 @@ def _plan(page: Page, cursor: int, first: int, last: int, settings: BrowserSetti
 
     def moves(at: int) -> list[tuple[str, int]]:
         out = []
-        for action, lines in hits.items():  # Find goes to the next match after the cursor, wrapping around
-            after = [i for i in lines if i > at]
-            out.append((action, after[0] if after else lines[0]))
+        for action, lines in hits.items():  # Find goes to the next match below the cursor, wrapping around
+            below = bisect.bisect_right(lines, at)
+            out.append((action, lines[below] if below < len(lines) else lines[0]))
         for n in (1, 2, 3):
-            out.append((f"Scrolled down {n}", min(at + n * window, bottom)))
-            out.append((f"Scrolled up {n}", max(at - n * window, 0)))
+            out += [(f"Scrolled down {n}", min(at + n * window, bottom)), (f"Scrolled up {n}", max(at - n * window, 0))]
         out.append(("Top", 0))
         return [(a, to) for a, to in out if to != at]
 
-    # Breadth-first search over cursor positions, keeping a few shortest ways to each.
+    # Breadth-first over cursor positions, keeping a few shortest ways to each.
     paths: dict[int, list[list[str]]] = {cursor: [[]]}
     frontier = [cursor]
     for _ in range(MAX_PATH + 1):
         options = [p for c in frontier if c in goal for p in paths[c]]
         if options:
-            if rng is None:
+            if rng is None or not options[0]:
                 return options[0]
-            if options[0] and rng.random() < P_DETOUR:
-                detour = [a for a, to in moves(cursor) if a == "Scrolled down 1" and to < goal.start]
+            if cursor == 0 and rng.random() < P_DETOUR:
+                detour = [[a] for a, to in moves(cursor) if a == "Scrolled down 1" and to < goal.start]
                 if detour:
-                    return detour
-            return rng.choice(options)
+                    return detour[0]
+            weights = [3 if p[0].startswith("Find") else 2 if p[0] == "Scrolled down 1" else 1 for p in options]
+            return rng.choices(options, weights=weights)[0]
         reached: dict[int, list[list[str]]] = {}
         for at in frontier:
             for action, to in moves(at):
@@ -486,40 +550,35 @@ def _plan(page: Page, cursor: int, first: int, last: int, settings: BrowserSetti
     return None
 
 
-# --- the answer ------------------------------------------------------------------------
+# --- the answer --------------------------------------------------------------------------
 
-
-_CLAUSE_BREAK = re.compile(r"[;:,()]\s|\s[–—-]\s")
 _BRACKETS = re.compile(r"\s*\[[^\]]*\]")
 
 
-def compose_answer(quotes, gold: list[str], question: str, rng: random.Random | None = None) -> str | None:
+def compose_answer(quotes: list[Quote], gold: list[str], question: str, rng: random.Random | None = None) -> str | None:
     """A short answer drawn from the first quote holding a gold answer, citing every quote that holds it.
 
-    Tries the whole sentence, the clause with the answer, or the answer alone, in a random order
-    of preference, and returns the first that is correct, cited and at most 30 words.
+    Forms: the whole sentence, the sentence cut after the answer's clause, the answer alone, or
+    "The answer is ...";
+    tried in a (random) order of preference, the first that is correct, cited and short enough wins.
     """
-    found = [(n, alias_span(q.text, gold, question)) for n, q in enumerate(quotes, start=1)]
-    found = [(n, span) for n, span in found if span]
+    found = [(n, span) for n, q in enumerate(quotes, start=1) if (span := alias_span(q.text, gold, question))]
     if not found:
         return None
     number, (start, end) = found[0]
     text = quotes[number - 1].text
-    surface = text[start:end]
-    cites = "".join(f"[{n}]" for n, span in found if surface.lower() in quotes[n - 1].text.lower())
-    forms = {
-        "sentence": _tidy(text),
-        "clause": _tidy(_clause(text, start, end)),
-        "alias": _tidy(surface),
-        "lead-in": f"The answer is {_tidy(surface, capital=False)}",
-    }
+    article = re.search(r"\b(?:the|a|an)\s+$", text[:start], re.IGNORECASE)
+    surface = text[article.start() if article else start : end]
+    cites = "".join(f"[{n}]" for n, _ in found if text[start:end].lower() in quotes[n - 1].text.lower())
+    forms = {"sentence": _tidy(text), "clause": _tidy(_clause(text, end)), "alias": _tidy(surface),
+             "lead-in": f"The answer is {_tidy(surface, capital=False)}"}
     order = ["sentence", "clause", "alias", "lead-in"]
     if rng is not None:
-        order = rng.choices([order, ["clause", "sentence", "lead-in"], ["alias", "sentence", "clause"],
+        order = rng.choices([order, ["clause", "sentence", "alias"], ["alias", "sentence", "clause"],
                              ["lead-in", "clause", "sentence"]], weights=[0.45, 0.3, 0.1, 0.15])[0]
     for form in order:
         body = forms[form]
-        if len(body.split()) < (1 if form in ("alias", "lead-in") else 4):
+        if form in ("sentence", "clause") and (len(body.split()) < 4 or _unbalanced(body)):
             continue
         answer = f"{body} {cites}."
         if (len(answer.split()) <= MAX_ANSWER_WORDS and is_correct(answer, gold)
@@ -528,17 +587,20 @@ def compose_answer(quotes, gold: list[str], question: str, rng: random.Random | 
     return None
 
 
-def _clause(text: str, start: int, end: int) -> str:
-    """The stretch of `text` between the clause breaks around start..end."""
-    before = [m.end() for m in _CLAUSE_BREAK.finditer(text, 0, start)]
+def _clause(text: str, end: int) -> str:
+    """The sentence up to the first clause break after the answer (a mid-sentence clause reads as a fragment)."""
     after = [m.start() for m in _CLAUSE_BREAK.finditer(text, end)]
-    return text[before[-1] if before else 0 : after[0] if after else len(text)]
+    return text[: after[0] if after else len(text)]
+
+
+def _unbalanced(text: str) -> bool:
+    return text.count("(") != text.count(")") or text.count('"') % 2 == 1 or text.count("“") != text.count("”")
 
 
 def _tidy(text: str, capital: bool = True) -> str:
-    """One line, no page footnote marks, no closing punctuation, capitalized."""
+    """One line, no footnote marks, no closing punctuation, capitalized."""
     text = " ".join(_BRACKETS.sub("", strip_markup(text)).split()).strip(" ,;:–—-")
-    text = text.rstrip(".!?").rstrip()
+    text = re.sub(r"[.!?:]+(?:\d+)?$", "", text).rstrip()  # also a page's trailing "…:134" page reference
     if capital and text:
         text = text[0].upper() + text[1:]
     return text

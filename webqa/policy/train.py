@@ -262,7 +262,11 @@ def train(config: TrainConfig) -> dict:
     last = get_last_checkpoint(str(checkpoints)) if config.resume and checkpoints.is_dir() else None
     resumed_from_step = _checkpoint_step(last)
     result = trainer.train(resume_from_checkpoint=last)
-    eval_loss = trainer.evaluate()["eval_loss"] if eval_rows else None
+    eval_loss = None
+    if eval_rows:  # the loss at the last step: logged already when that step was an eval step
+        logged = [e for e in trainer.state.log_history if "eval_loss" in e]
+        at_end = logged and logged[-1]["step"] == trainer.state.global_step
+        eval_loss = logged[-1]["eval_loss"] if at_end else trainer.evaluate()["eval_loss"]
 
     trainer.save_model(str(out))  # only the adapter for a PeftModel, with the tokenizer
     summary = {
