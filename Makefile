@@ -1,10 +1,10 @@
-# Two commands on a fresh clone:  make search Q="..."  and  make test
+# Two commands on a fresh clone:  make ask Q="..."  and  make test
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 Q ?= Which river flows through Vienna?
 
-.PHONY: setup search test bench clean
+.PHONY: setup ask search test bench clean
 
 $(BIN)/webqa: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(BIN)/webqa: pyproject.toml
 
 setup: $(BIN)/webqa
 
+# Answer a question by browsing the embedded encyclopedia (converts the base model on first use).
+ask: setup
+	$(BIN)/webqa ask "$(Q)"
+
 # Search the embedded encyclopedia and open the best page.
 search: setup
 	$(BIN)/webqa search "$(Q)"
@@ -26,6 +30,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/env.py
+	$(BIN)/python bench/policy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

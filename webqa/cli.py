@@ -4,6 +4,9 @@
     webqa search "<query>" [--web] [--json]
     webqa open <url-or-title> [--web]
     webqa browse "<question>"          drive the browser by hand, one command per line
+    webqa demos [--n N] [--out FILE]   expert demonstrations for behavior cloning
+    webqa train bc --demos FILE --out DIR
+    webqa eval --questions FILE --out REPORT
     webqa corpus build | stats
     webqa qa build | stats
 
@@ -138,6 +141,20 @@ def cmd_qa(args: argparse.Namespace) -> None:
     print(_table(rows, ("dataset", "split", "questions", "answerable")))
 
 
+def cmd_passthrough(args: argparse.Namespace) -> None:
+    """Commands with parsers of their own (`webqa demos`, `webqa train bc`)."""
+    if args.command == "demos":
+        from webqa.demos import main as demos_main
+
+        code = demos_main(args.rest)
+    else:
+        from webqa.policy.train import main as train_main
+
+        code = train_main(args.rest)
+    if code:
+        raise SystemExit(code)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="webqa", description="Browser-assisted question answering.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -181,6 +198,17 @@ def build_parser() -> argparse.ArgumentParser:
     browse.add_argument("--save", help="append the episode to this JSONL file")
     browse.set_defaults(run=cmd_browse)
 
+    demos = commands.add_parser("demos", help="generate expert demonstrations (see webqa demos -- --help)",
+                                add_help=False)
+    demos.add_argument("rest", nargs=argparse.REMAINDER)
+    demos.set_defaults(run=cmd_passthrough)
+
+    train = commands.add_parser("train", help="train the policy: webqa train bc --demos FILE --out DIR",
+                                add_help=False)
+    train.add_argument("stage", choices=["bc"])
+    train.add_argument("rest", nargs=argparse.REMAINDER)
+    train.set_defaults(run=cmd_passthrough)
+
     corpus = commands.add_parser("corpus", help="build or describe the embedded encyclopedia")
     corpus.add_argument("action", choices=["build", "stats"])
     corpus.set_defaults(run=cmd_corpus)
@@ -196,7 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if args.command in ("demos", "train"):  # their own parsers read the options
+        args.rest = unknown + args.rest
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         args.run(args)
     except BackendError as exc:

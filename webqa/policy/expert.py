@@ -22,6 +22,7 @@ so a cloned policy sees recovery rather than one fixed script.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import random
 import re
@@ -43,6 +44,8 @@ MAX_ANSWER_WORDS = 30
 MAX_QUOTE = 300  # characters of one quote
 SHORT_QUOTE_WORDS = 16  # quote longer passages as `first words━last words`
 MIN_COVERAGE = 0.5  # share of the question's content (weighted by rarity) a quoted passage must cover
+MIN_COVERAGE_SHORT = 0.75  # the same, when the answer is a number or at most 3 characters
+MIN_COVERAGE_LONG = 0.3  # the same, when the answer is 3 words or more (rarely there by chance)
 MAX_PATH = 4  # the most moves (finds, scrolls) the expert plans to bring a passage into view
 
 # How often generation departs from the straight path.
@@ -55,7 +58,9 @@ P_QUERY_STYLE = (0.45, 0.35, 0.2)  # first search: the question / its keywords /
 
 # Words that say what is asked, not what about; a reader leaves them out of a query.
 _ASKING = frozenset(("what which who whom whose when where why how many much name named called did does "
-                     "he she him her his they them me my we our us you your").split())
+                     "he she him her his they them me my we our you your s so up now just one both such other "
+                     "also very more most some any all can could would should may might into out over only than "
+                     "then same given").split())
 _WORD = re.compile(r"\d+(?:[.,]\d+)+|\w+(?:[-'’]\w+)*")  # "5,150" is one word, not "5" and "150"
 
 
@@ -64,8 +69,9 @@ def _stem(word: str) -> str:
     word = word.lower().replace("’", "'").removesuffix("'s")
     for suffix in ("ing", "ed", "es", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 3 else word  # "acquire", "acquired" -> "acquir"
 
 
 def _stems(text: str) -> set[str]:
@@ -114,7 +120,7 @@ def _needles(question: str) -> list[str]:
     """Words of the question a reader could look for with `Find in page`, most specific first."""
     words = _WORD.findall(question)
     keep = [w for w in words if len(w) >= 3 and w.lower() not in STOPWORDS | _ASKING]
-    pairs = [f"{a} {b}" for a, b in zip(words, words[1:]) if a in keep and b in keep]
+    pairs = [f"{a} {b}" for a, b in itertools.pairwise(words) if a in keep and b in keep]
     return list(dict.fromkeys(sorted(pairs + keep, key=len, reverse=True)))
 
 
@@ -224,10 +230,19 @@ def passages(page: Page, question: str, gold: list[str], width: int,
             words = _stems(text[a:b])
             score = len(stems & words)
             covered = sum(weights.get(w, 0.0) for w in words | title) / total
-            if score >= min(2, len(stems)) and covered >= MIN_COVERAGE and alias_span(text[a:b], gold, question):
+            answer = text[a:b][slice(*alias_span(text[a:b], gold, question) or (0, 0))]
+            needed = _coverage_needed(answer)
+            if score >= min(2, len(stems)) and covered >= needed and answer:
                 lines = bisect.bisect_right(offsets, a) - 1, bisect.bisect_right(offsets, b - 1) - 1
                 found.append(Passage(text[a:b], *lines, score))
     return sorted(found, key=lambda p: -p.score)
+
+
+def _coverage_needed(answer: str) -> float:
+    """How much of the question a passage must cover: the likelier the answer turns up by chance, the more."""
+    if len(answer) <= 3 or answer.replace(",", "").replace(".", "").isdigit():
+        return MIN_COVERAGE_SHORT
+    return MIN_COVERAGE_LONG if len(normalize(answer).split()) >= 3 else MIN_COVERAGE
 
 
 def _shorten(text: str, a: int, b: int, answer_start: int, answer_end: int) -> tuple[int, int]:
@@ -293,7 +308,9 @@ class Expert:
     def _weights(self, question: str) -> dict[str, float] | None:
         """Each content word of the question (stemmed) weighted by its rarity in the encyclopedia (IDF).
 
-        Words no page contains (typos) weigh nothing. Only the local corpus can count; elsewhere None.
+        A word no page contains weighs most: a passage cannot cover it, and a question about something
+        the encyclopedia lacks must not be answered from a page about something else.
+        Only the local corpus can count; elsewhere None.
         """
         count = getattr(self.backend, "_query", None)
         if count is None:
@@ -307,7 +324,7 @@ class Expert:
                 if word in STOPWORDS | _ASKING:
                     continue
                 found = count("SELECT count(*) FROM fts WHERE fts MATCH ?", (f'body: "{word}"',))[0][0]
-                weights[_stem(word)] = max(weights.get(_stem(word), 0.0), math.log((pages + 1) / (found + 1)) if found else 0.0)
+                weights[_stem(word)] = max(weights.get(_stem(word), 0.0), math.log((pages + 1) / (found + 1)))
             self._idf[question] = weights
         return self._idf[question]
 
@@ -553,6 +570,7 @@ def _plan(page: Page, cursor: int, first: int, last: int, settings: BrowserSetti
 # --- the answer --------------------------------------------------------------------------
 
 _BRACKETS = re.compile(r"\s*\[[^\]]*\]")
+_PREPOSITIONS = frozenset("by in on at from during after before since until about around through".split())
 
 
 def compose_answer(quotes: list[Quote], gold: list[str], question: str, rng: random.Random | None = None) -> str | None:
@@ -570,8 +588,9 @@ def compose_answer(quotes: list[Quote], gold: list[str], question: str, rng: ran
     article = re.search(r"\b(?:the|a|an)\s+$", text[:start], re.IGNORECASE)
     surface = text[article.start() if article else start : end]
     cites = "".join(f"[{n}]" for n, _ in found if text[start:end].lower() in quotes[n - 1].text.lower())
+    inner = surface[0].lower() + surface[1:] if surface.split()[0].lower() in _PREPOSITIONS else surface
     forms = {"sentence": _tidy(text), "clause": _tidy(_clause(text, end)), "alias": _tidy(surface),
-             "lead-in": f"The answer is {_tidy(surface, capital=False)}"}
+             "lead-in": f"The answer is {_tidy(inner, capital=False)}"}
     order = ["sentence", "clause", "alias", "lead-in"]
     if rng is not None:
         order = rng.choices([order, ["clause", "sentence", "alias"], ["alias", "sentence", "clause"],
