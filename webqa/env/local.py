@@ -151,6 +151,15 @@ class LocalCorpus:
                            "WHERE fts MATCH ? ORDER BY p.id LIMIT ?", (f"body: {phrase}", 20 * limit))
         return [title for title, body in rows if needle.search(body)][:limit]
 
+    def document_frequency(self, word: str) -> tuple[int, int]:
+        """(pages whose text has `word`, all pages): for weighting words by their rarity."""
+        total = self._query("SELECT count(*) FROM pages")[0][0]
+        words = _WORD.findall(word.lower())
+        if not words:
+            return 0, total
+        found = self._query("SELECT count(*) FROM fts WHERE fts MATCH ?", (f'body: "{" ".join(words)}"',))[0][0]
+        return found, total
+
     def titles(self) -> list[str]:
         return [row[0] for row in self._query("SELECT title FROM pages ORDER BY id")]
 

@@ -312,18 +312,17 @@ class Expert:
         the encyclopedia lacks must not be answered from a page about something else.
         Only the local corpus can count; elsewhere None.
         """
-        count = getattr(self.backend, "_query", None)
-        if count is None:
+        frequency = getattr(self.backend, "document_frequency", None)
+        if frequency is None:
             return None
         if question not in self._idf:
             if len(self._idf) > 256:
                 self._idf.clear()
-            pages = count("SELECT count(*) FROM pages")[0][0]
             weights: dict[str, float] = {}
             for word in dict.fromkeys(_WORD.findall(question.lower())):
                 if word in STOPWORDS | _ASKING:
                     continue
-                found = count("SELECT count(*) FROM fts WHERE fts MATCH ?", (f'body: "{word}"',))[0][0]
+                found, pages = frequency(word)
                 weights[_stem(word)] = max(weights.get(_stem(word), 0.0), math.log((pages + 1) / (found + 1)))
             self._idf[question] = weights
         return self._idf[question]
