@@ -10,7 +10,8 @@ import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from webqa.env import Browser
-from webqa.policy.model import KNOWN_MODELS, DEFAULT_MODEL, gguf_file
+from webqa.paths import cache_dir
+from webqa.policy.model import DEFAULT_MODEL, KNOWN_MODELS, gguf_file
 from webqa.policy.prompts import examples_from_demonstration
 from webqa.policy.train import (
     IGNORE,
@@ -24,7 +25,6 @@ from webqa.policy.train import (
     read_demos,
     train,
 )
-from webqa.paths import cache_dir
 from webqa.types import Demonstration
 
 SCRIPTS = [  # question, search query, answer
@@ -97,8 +97,8 @@ def tiny_base(tokenizer_dir, tmp_path_factory):
 
 
 def tiny_config(tiny_base, demo_file, out, **overrides):
-    knobs = dict(demos=[str(demo_file)], out=str(out), base=str(tiny_base), max_length=128, batch_size=4,
-                 learning_rate=1e-2, warmup=0, eval_share=0.0, log_steps=1, save_steps=50, seed=0)
+    knobs = {"demos": [str(demo_file)], "out": str(out), "base": str(tiny_base), "max_length": 128, "batch_size": 4,
+             "learning_rate": 1e-2, "warmup": 0, "eval_share": 0.0, "log_steps": 1, "save_steps": 50, "seed": 0}
     return TrainConfig(**(knobs | overrides))
 
 

@@ -63,7 +63,9 @@ def answer(question: str, *, n: int = 1, backend: str | Backend = "local", polic
     source = make_backend(backend)
     settings = browser_settings or POLICY_BROWSER
     browsers = [Browser(source, BrowserSettings(**vars(settings))) for _ in range(n)]
-    episodes = run_episodes(load_sampler(policy), browsers, question, sampling or SamplingConfig())
+    # One episode: greedy is best; several: sample, so that the candidates differ.
+    sampling = sampling or SamplingConfig(temperature=0.0 if n == 1 else 0.7)
+    episodes = run_episodes(load_sampler(policy), browsers, question, sampling)
     candidates = [candidate_from_episode(e) for e in episodes]
     found = [c for c in candidates if c.found]
     # With no reward model yet, prefer a candidate whose citations all point at its quotes.
