@@ -146,6 +146,7 @@ def export_eval_questions(out_path: Path, split: str = "dev", n: int = 200, seed
     open_domain = load_questions(split=split, dataset="triviaqa") + load_questions(split=split, dataset="nq")
     squad = load_questions(split=split, dataset="squad")
     chosen = rng.sample(open_domain, min(n - n // 2, len(open_domain))) + rng.sample(squad, min(n // 2, len(squad)))
+    rng.shuffle(chosen)  # so that the first K questions (eval --limit K) are a mix too
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     with open(out_path, "w", encoding="utf-8") as out:
         for record in chosen:
