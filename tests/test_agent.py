@@ -1,0 +1,33 @@
+"""`webqa.answer()` and `webqa ask` with the shipped behavior-cloned policy (slow: loads the real model)."""
+
+import json
+
+import pytest
+
+import webqa
+from webqa.cli import main
+from webqa.env.commands import parse
+from webqa.types import Answer
+
+
+@pytest.mark.slow
+def test_answer_with_the_shipped_policy(corpus):
+    result = webqa.answer("Which river flows through Vienna?")
+    assert isinstance(result, Answer) and result.seconds > 0
+    assert len(result.candidates) == 1 and result.trajectory is result.candidates[0].episode
+    actions = result.trajectory.actions
+    assert 1 <= len(actions) <= 16
+    assert parse(actions[0]).kind == "search"  # the trained policy starts by searching
+    if result.found:
+        assert [r.quote for r in result.references] == [q.text for q in result.trajectory.quotes]
+    else:
+        assert result.text.startswith("No answer found") and result.references == []
+
+
+@pytest.mark.slow
+def test_ask_json_has_the_answer_fields(corpus, capsys):
+    assert main(["ask", "--json", "Who painted the Mona Lisa?"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {"question", "text", "references", "trajectory", "candidates", "seconds", "found"} <= set(data)
+    assert data["question"] == "Who painted the Mona Lisa?"
+    assert all(set(step) == {"action", "error"} for step in data["trajectory"]["steps"])
