@@ -189,7 +189,9 @@ def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int
             run = makers[system]()
             for item in tqdm(todo, desc=f"eval {system}", unit="q"):
                 record = run(item["question"])
-                row = {"system": system, "question": item["question"], **record, **score(record, item["answers"])}
+                # The figures' "actions" is a count; the actions themselves stay under "trajectory".
+                row = {"system": system, "question": item["question"], **record, "trajectory": record["actions"],
+                       **score(record, item["answers"])}
                 sink.write(json.dumps(row, ensure_ascii=False) + "\n")
                 sink.flush()
                 done[(system, item["question"])] = row

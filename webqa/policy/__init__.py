@@ -1,1 +1,1 @@
-"""Not yet built: see the project's issues."""
+"""The behavior-cloned policy: base model (model.py), prompts, scripted expert, training (train.py), rollouts."""
