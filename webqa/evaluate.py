@@ -23,7 +23,7 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from webqa.env.answering import check_citations
+from webqa.env.answering import CITATION, check_citations
 from webqa.env.commands import InvalidCommand, parse
 from webqa.env.local import STOPWORDS, LocalCorpus
 from webqa.scoring import is_correct, is_supported, normalize
@@ -31,7 +31,6 @@ from webqa.scoring import is_correct, is_supported, normalize
 SYSTEMS = ("policy", "bm25-sentence", "rag")
 RAG_CONTEXT_WORDS = 220
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-_CITATION = re.compile(r"\[(\d+)\]")
 
 
 def read_questions(path: Path | str, limit: int | None = None) -> list[dict]:
@@ -123,20 +122,20 @@ def run_policy(n: int, policy: str | None = None) -> Callable[[str], dict]:
 def score(record: dict, answers: list[str]) -> dict:
     """Per-question figures: correct, supported, citations valid, words, actions, invalid actions."""
     text, quotes = record["answer"], record["quotes"]
-    cited = [quotes[n - 1] for n in {int(m) for m in _CITATION.findall(text)} if 1 <= n <= len(quotes)]
+    check = check_citations(text, quotes)  # only the number of quotes matters to the check
+    cited = [quotes[n - 1] for n in check.cited]
     invalid = 0
     for action in record["actions"]:
         try:
             parse(action)
         except InvalidCommand:
             invalid += 1
-    check = check_citations(text, [None] * len(quotes))
     return {
         "correct": bool(text) and is_correct(text, answers),
         "supported": bool(text) and is_supported(cited, answers),
         "citations_valid": bool(text) and check.valid,
         "answered": bool(text),
-        "words": len(re.findall(r"\w+", _CITATION.sub("", text))),
+        "words": len(re.findall(r"\w+", CITATION.sub("", text))),
         "actions": len(record["actions"]),
         "invalid_actions": invalid,
     }

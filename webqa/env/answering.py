@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from webqa.types import Quote
 
-_CITATION = re.compile(r"\[(\d+)\]")
+CITATION = re.compile(r"\[(\d+)\]")  # an answer's citation of quote n
 
 
 def answer_prompt(question: str, quotes: list[Quote]) -> str:
@@ -49,6 +49,6 @@ class CitationCheck:
 def check_citations(answer: str, quotes: list[Quote]) -> CitationCheck:
     """Check every `[n]` in `answer` against the numbered quotes (1-based)."""
     check = CitationCheck()
-    for number in dict.fromkeys(int(m) for m in _CITATION.findall(answer)):
+    for number in dict.fromkeys(int(m) for m in CITATION.findall(answer)):
         (check.cited if 1 <= number <= len(quotes) else check.invalid).append(number)
     return check
