@@ -1,10 +1,6 @@
 """Demonstrations files: one `Demonstration` per JSON line, shared by the expert and the recording UI.
 
-A path ending in `.gz` is gzip: each append writes one gzip member, which is still
-one valid gzip file, so appends never rewrite what is there. Every append is
-flushed and fsynced, so a killed writer loses at most the demonstration it was
-writing; readers skip such a cut-off last line with a warning, and the next
-append first cuts it away.
+The file format (plain or gzip, crash-safe appends) is `webqa.records`'.
 
     append_demonstration("demos.jsonl.gz", demo)
     demos = read_demonstrations("demos.jsonl.gz")
@@ -15,14 +11,9 @@ append first cuts it away.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
-import os
 import random
 import sys
 import time
-import warnings
-import zlib
 from dataclasses import asdict, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,29 +22,18 @@ from tqdm import tqdm
 
 from webqa.env.browser import BrowserSettings
 from webqa.paths import DATA_DIR
+from webqa.records import append_record, load_as_dataset, read_records, repair  # noqa: F401 (re-exported)
 from webqa.types import Demonstration, Episode
 
 EXPERT_FILE = DATA_DIR / "demos" / "expert.jsonl.gz"
 OPEN_DOMAIN = ("triviaqa", "nq")
-
-_repaired: set[Path] = set()  # files whose tail this process has checked before appending
-
 
 # --- the file format ------------------------------------------------------------------
 
 
 def append_demonstration(path: str | Path, demo: Demonstration) -> None:
     """Append one demonstration as a JSON line (a gzip member for `.gz`), flushed and fsynced."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path not in _repaired:
-        repair(path)
-        _repaired.add(path)
-    line = (json.dumps(demo.to_dict(), ensure_ascii=False) + "\n").encode("utf-8")
-    with open(path, "ab") as out:
-        out.write(gzip.compress(line, mtime=0) if path.suffix == ".gz" else line)
-        out.flush()
-        os.fsync(out.fileno())
+    append_record(path, demo.to_dict())
 
 
 def read_demonstrations(path: str | Path) -> list[Demonstration]:
@@ -61,73 +41,7 @@ def read_demonstrations(path: str | Path) -> list[Demonstration]:
 
     Any other line that is not a demonstration raises ValueError naming its line number.
     """
-    path = Path(path)
-    text, _, cut = _whole_records(path)
-    if cut:
-        warnings.warn(f"{path}: the last line is cut off (a writer killed mid-write?); skipped it", stacklevel=2)
-    demos = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            demos.append(Demonstration.from_dict(json.loads(line)))
-        except (json.JSONDecodeError, TypeError, KeyError, AttributeError) as exc:
-            raise ValueError(f"{path}, line {number}: not a demonstration ({type(exc).__name__}: {exc})") from None
-    return demos
-
-
-def repair(path: str | Path) -> int:
-    """Cut a partly written last record off the end of the file; returns how many bytes went."""
-    path = Path(path)
-    if not path.exists():
-        return 0
-    _, keep, cut = _whole_records(path)
-    if not cut:
-        return 0
-    size = path.stat().st_size
-    with open(path, "r+b") as out:
-        out.truncate(keep)
-        out.flush()
-        os.fsync(out.fileno())
-    return size - keep
-
-
-def _whole_records(path: Path) -> tuple[str, int, bool]:
-    """The text of the file's whole records, their length in bytes, and whether a cut-off record follows.
-
-    Plain: the lines up to the last newline (a last line without one counts if it is whole JSON).
-    Gzip: the complete members; a member cut off mid-write ends the file.
-    """
-    data = path.read_bytes()
-    if path.suffix != ".gz":
-        keep = data.rfind(b"\n") + 1
-        last = data[keep:]
-        if last.strip():
-            try:
-                json.loads(last)
-                keep = len(data)
-            except ValueError:
-                pass
-        return data[:keep].decode("utf-8"), keep, keep < len(data) and bool(data[keep:].strip())
-    parts, keep = [], 0
-    while keep < len(data):
-        member = zlib.decompressobj(wbits=31)  # one gzip member
-        try:
-            text = member.decompress(data[keep:])
-        except zlib.error:
-            break
-        if not member.eof:
-            break
-        parts.append(text)
-        keep = len(data) - len(member.unused_data)
-    return b"".join(parts).decode("utf-8"), keep, keep < len(data)
-
-
-def load_as_dataset(path: str | Path, cache_dir: str | None = None):
-    """The file as a Hugging Face `datasets.Dataset` (needs the `datasets` package)."""
-    from datasets import load_dataset
-
-    return load_dataset("json", data_files=str(path), split="train", cache_dir=cache_dir)
+    return read_records(path, Demonstration.from_dict, "demonstration")
 
 
 # --- generating with the expert --------------------------------------------------------

@@ -165,3 +165,49 @@ class Answer:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# --- Comparisons: what the reward model learns from ----------------------------
+
+
+@dataclass
+class ComparedAnswer:
+    """One side of a comparison: an answer and the quotes it cites as [1], [2], ..."""
+
+    text: str
+    quotes: list[Quote]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ComparedAnswer":
+        return cls(text=data["text"], quotes=[Quote(**q) for q in data.get("quotes", [])])
+
+
+@dataclass
+class Comparison:
+    """Two answers to one question and which is better; one JSON line in a comparisons file.
+
+    `preference` is the probability that `a` is the better answer: 1.0 (a), 0.0 (b) or 0.5 (a tie).
+    """
+
+    question: str
+    a: ComparedAnswer
+    b: ComparedAnswer
+    preference: float
+    producer: str = "human"  # "human" or "synthetic"
+    labeller: str = ""  # who judged: a person's name, or the rule that made a synthetic label
+    created: str = ""  # ISO 8601 time
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.preference not in (0.0, 0.5, 1.0):
+            raise ValueError(f"preference must be 1 (a), 0 (b) or 0.5 (tie), not {self.preference!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Comparison":
+        data = dict(data)
+        data["a"] = ComparedAnswer.from_dict(data["a"])
+        data["b"] = ComparedAnswer.from_dict(data["b"])
+        return cls(**data)
