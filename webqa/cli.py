@@ -141,16 +141,18 @@ def cmd_qa(args: argparse.Namespace) -> None:
     print(_table(rows, ("dataset", "split", "questions", "answerable")))
 
 
+# Commands with parsers of their own: `webqa <command> [stage] ...` runs `<module>.main(argv)`.
+# Each training stage is one module with a `main`; add a stage here and it is a `webqa train` choice.
+PASSTHROUGH = {"demos": "webqa.demos"}
+TRAIN_STAGES = {"bc": "webqa.policy.train"}
+
+
 def cmd_passthrough(args: argparse.Namespace) -> None:
-    """Commands with parsers of their own (`webqa demos`, `webqa train bc`)."""
-    if args.command == "demos":
-        from webqa.demos import main as demos_main
+    """Commands with parsers of their own (`webqa demos`, `webqa train <stage>`)."""
+    import importlib
 
-        code = demos_main(args.rest)
-    else:
-        from webqa.policy.train import main as train_main
-
-        code = train_main(args.rest)
+    module = TRAIN_STAGES[args.stage] if args.command == "train" else PASSTHROUGH[args.command]
+    code = importlib.import_module(module).main(args.rest)
     if code:
         raise SystemExit(code)
 
@@ -203,9 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     demos.add_argument("rest", nargs=argparse.REMAINDER)
     demos.set_defaults(run=cmd_passthrough)
 
-    train = commands.add_parser("train", help="train the policy: webqa train bc --demos FILE --out DIR",
-                                add_help=False)
-    train.add_argument("stage", choices=["bc"])
+    train = commands.add_parser("train", help=f"train a stage ({', '.join(TRAIN_STAGES)}): "
+                                "webqa train bc --demos FILE --out DIR", add_help=False)
+    train.add_argument("stage", choices=list(TRAIN_STAGES))
     train.add_argument("rest", nargs=argparse.REMAINDER)
     train.set_defaults(run=cmd_passthrough)
 
@@ -226,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
-    if args.command in ("demos", "train"):  # their own parsers read the options
+    if args.command in (*PASSTHROUGH, "train"):  # their own parsers read the options
         args.rest = unknown + args.rest
     elif unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
