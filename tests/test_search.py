@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from webqa.env.local import fts_query, title_key
+from webqa.env.local import COMMON_WORD_SHARE, fts_query, query_words, snippet, title_key
 
 
 @pytest.mark.parametrize("query, expected", [
@@ -63,3 +63,33 @@ def test_stats_count_pages_per_source(corpus):
     stats = corpus.stats()
     assert stats["total"] == len(corpus.titles()) > 10_000
     assert {"vital-articles", "squad-articles", "world-factbook", "gensim-enwiki"} <= set(stats)
+
+
+def test_common_words_leave_a_query_while_two_rarer_words_remain(corpus):
+    common = corpus._common_words
+    # Real counts from the index: "first" is on many pages, "danube" on few.
+    assert "first" in common and "danube" not in common
+    found, total = corpus.document_frequency("first")
+    assert found > COMMON_WORD_SHARE * total
+    assert query_words("the first bridge over the Danube", common) == ["bridge", "danube"]
+    assert query_words("the first Danube", common) == ["first", "danube"]  # one rare word: keep them all
+    assert corpus.search("first world", k=3)  # a query of only common words still finds pages
+
+
+def test_snippet_is_the_window_with_most_query_words():
+    lead = " ".join(f"w{i}" for i in range(40)) + " the Danube flows to the Black Sea " + " ".join(
+        f"x{i}" for i in range(40))
+    text = snippet(lead, ["danube", "black"], size=10)
+    assert "Danube" in text and "Black" in text
+    assert text.startswith("…") and text.endswith("…") and len(text.strip("…").split()) == 10
+    assert snippet("short lead", ["danube"], size=10) == "short lead"
+    # Crude stemming: "flows" finds "flowing".
+    assert "flowing" in snippet("a " * 30 + "flowing water " + "b " * 30, ["flows"], size=5)
+
+
+def test_a_source_filter_keeps_results_from_that_source(corpus):
+    results = corpus.search("Denver Broncos Super Bowl", k=5, source="squad-articles")
+    assert results and all(corpus.fetch(r.url) for r in results)
+    titles = {r.title for r in results}
+    assert titles <= {t for t in corpus.titles()}
+    assert "Super Bowl 50" in titles

@@ -15,6 +15,7 @@ import json
 import re
 import sqlite3
 import threading
+from collections import Counter
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -25,8 +26,13 @@ from webqa.paths import CORPUS_FILE, cache_dir
 from webqa.types import Document, Link, SearchResult, Span
 
 TITLE_WEIGHT = 10.0
-SNIPPET_TOKENS = 24
-INDEX_VERSION = 1
+SNIPPET_WORDS = 24
+LEAD_CHARS = 1200  # the start of each page, kept apart for search-result snippets
+# Words on more than this share of pages add little to a BM25 ranking but cost most of its time
+# (their lists of pages are the longest), so a query leaves them out while two rarer words remain.
+# Measured on 500 dev questions: search p50 -30%, the answer in the top 8 for 95.0% instead of 97.4%.
+COMMON_WORD_SHARE = 0.1
+INDEX_VERSION = 3
 
 _LINK = re.compile(r"\[\[([^\[\]|]+)(?:\|([^\[\]]*))?\]\]")
 _HEADING = re.compile(r"^(={2,})\s*(.*?)\s*={2,}$")
@@ -44,10 +50,40 @@ def strip_corpus_markup(text: str) -> str:
     return "\n\n".join(_HEADING.sub(r"\2", p) for p in text.split("\n\n"))
 
 
-def fts_query(text: str) -> str:
+def query_words(text: str, common: frozenset[str] = frozenset()) -> list[str]:
+    """The content words of a query, lowercased, without stopwords, repeats, and common words (unless few remain)."""
+    words = list(dict.fromkeys(w for w in _WORD.findall(text.lower()) if w not in STOPWORDS))
+    rare = [w for w in words if w not in common]
+    return rare if len(rare) >= 2 else words
+
+
+def fts_query(text: str, common: frozenset[str] = frozenset()) -> str:
     """A free-text query as a safe FTS5 expression: its content words, OR-ed."""
-    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
-    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
+    return " OR ".join(f'"{w}"' for w in query_words(text, common))
+
+
+def _stem(word: str) -> str:
+    """A crude stem, enough to match "flows" with "flowing" in a snippet."""
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def snippet(lead: str, words: list[str], size: int = SNIPPET_WORDS) -> str:
+    """The `size`-word window of a page's lead that holds the most query words (crudely stemmed)."""
+    tokens = lead.split()
+    if len(tokens) <= size:
+        return " ".join(tokens)
+    stems = {_stem(w) for w in words}
+    hits = [int(any(_stem(w) in stems for w in _WORD.findall(token.lower()))) for token in tokens]
+    best, best_hits, window = 0, sum(hits[:size]), sum(hits[:size])
+    for start in range(1, len(tokens) - size + 1):
+        window += hits[start + size - 1] - hits[start - 1]
+        if window > best_hits:
+            best, best_hits = start, window
+    text = " ".join(tokens[best : best + size])
+    return ("…" if best else "") + text + ("…" if best + size < len(tokens) else "")
 
 
 def title_key(text: str) -> str:
@@ -79,6 +115,7 @@ class LocalCorpus:
                         stale.unlink(missing_ok=True)
         self._db = sqlite3.connect(f"file:{self.index_path}?mode=ro", uri=True, check_same_thread=False)
         self._lock = threading.Lock()
+        self._common_words = frozenset(row[0] for row in self._query("SELECT word FROM common_words"))
 
     @classmethod
     def default(cls) -> "LocalCorpus":
@@ -97,26 +134,30 @@ class LocalCorpus:
 
     def search(self, query: str, k: int = 10, source: str | None = None) -> list[SearchResult]:
         """The k best pages for `query` by BM25, with a query-focused snippet (optionally from one source)."""
-        expression = fts_query(query)
-        if not expression:
+        words = query_words(query, self._common_words)
+        if not words:
             return []
-        # Rank first, then make snippets for the k winners only: snippet() re-reads a page's text,
-        # and SQLite would otherwise compute it for every page that matches before sorting.
-        ranked = [row[0] for row in self._query(
-            "SELECT fts.rowid FROM fts JOIN pages p ON p.id = fts.rowid "
-            "WHERE fts MATCH ? AND (? IS NULL OR p.source = ?) "
+        if source is None:
+            # The fast path: FTS alone ranks; joining `pages` here would cost as much as the ranking.
+            ranked = [row[0] for row in self._query(
+                f"SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY bm25(fts, {TITLE_WEIGHT}, 1.0) LIMIT ?",
+                (fts_query(query, self._common_words), k),
+            )]
             # A page whose title is exactly the query comes first, as on Wikipedia.
-            f"ORDER BY p.title = ? COLLATE NOCASE DESC, bm25(fts, {TITLE_WEIGHT}, 1.0), p.id LIMIT ?",
-            (expression, source, source, " ".join(query.split()), k),
-        )]
+            exact = self._query("SELECT page_id FROM keys WHERE key = ?", (title_key(query),))
+            if exact and ranked:
+                ranked = [exact[0][0]] + [rowid for rowid in ranked if rowid != exact[0][0]][: k - 1]
+        else:
+            ranked = [row[0] for row in self._query(
+                "SELECT fts.rowid FROM fts JOIN pages p ON p.id = fts.rowid WHERE fts MATCH ? AND p.source = ? "
+                f"ORDER BY p.title = ? COLLATE NOCASE DESC, bm25(fts, {TITLE_WEIGHT}, 1.0), p.id LIMIT ?",
+                (fts_query(query, self._common_words), source, " ".join(query.split()), k),
+            )]
         if not ranked:
             return []
-        rows = self._query(
-            f"SELECT fts.rowid, p.title, p.url, snippet(fts, 1, '', '', '…', {SNIPPET_TOKENS}) FROM fts "
-            f"JOIN pages p ON p.id = fts.rowid WHERE fts MATCH ? AND fts.rowid IN ({','.join('?' * len(ranked))})",
-            (expression, *ranked),
-        )
-        found = {rowid: SearchResult(title=t, url=u, snippet=" ".join(s.split())) for rowid, t, u, s in rows}
+        rows = self._query(f"SELECT id, title, url, lead FROM pages WHERE id IN ({','.join('?' * len(ranked))})",
+                           tuple(ranked))
+        found = {rowid: SearchResult(title=t, url=u, snippet=snippet(lead, words)) for rowid, t, u, lead in rows}
         return [found[rowid] for rowid in ranked]
 
     def fetch(self, url: str) -> Document:
@@ -212,19 +253,39 @@ def build_index(corpus_path: Path, index_path: Path) -> None:
         PRAGMA journal_mode = OFF;
         PRAGMA synchronous = OFF;
         CREATE TABLE pages (id INTEGER PRIMARY KEY, title TEXT UNIQUE, url TEXT, source TEXT,
-                            description TEXT, text TEXT);
+                            description TEXT, text TEXT, lead TEXT);
         CREATE TABLE keys (key TEXT PRIMARY KEY, page_id INTEGER);
+        CREATE TABLE common_words (word TEXT PRIMARY KEY);
         CREATE VIRTUAL TABLE fts USING fts5(title, body, tokenize = 'porter unicode61 remove_diacritics 2');
         """
     )
+    pages_with_word: Counter[str] = Counter()
     for page_id, page in enumerate(tqdm(pages, desc="indexing encyclopedia", unit="page", leave=False), 1):
-        db.execute("INSERT INTO pages VALUES (?, ?, ?, ?, ?, ?)",
-                   (page_id, page["title"], page["url"], page["source"], page.get("description", ""), page["text"]))
-        db.execute("INSERT INTO fts (rowid, title, body) VALUES (?, ?, ?)",
-                   (page_id, page["title"], strip_corpus_markup(page["text"])))
+        body = strip_corpus_markup(page["text"])
+        lead = _lead(page["text"])
+        db.execute("INSERT INTO pages VALUES (?, ?, ?, ?, ?, ?, ?)", (page_id, page["title"], page["url"],
+                   page["source"], page.get("description", ""), page["text"], lead))
+        db.execute("INSERT INTO fts (rowid, title, body) VALUES (?, ?, ?)", (page_id, page["title"], body))
         for key in {title_key(page["title"]), title_key(page["url"])}:
             db.execute("INSERT OR IGNORE INTO keys VALUES (?, ?)", (key, page_id))
+        pages_with_word.update(set(_WORD.findall(body.lower())))
+    db.executemany("INSERT INTO common_words VALUES (?)",
+                   [(w,) for w, n in sorted(pages_with_word.items()) if n > COMMON_WORD_SHARE * len(pages)])
     db.execute("INSERT INTO fts (fts) VALUES ('optimize')")
     db.commit()
     db.close()
     partial.replace(index_path)
+
+
+def _lead(text: str) -> str:
+    """The first paragraphs of a page (no headings) as plain text, about LEAD_CHARS long."""
+    paragraphs = [p for p in text.split("\n\n") if not _HEADING.match(p)]
+    words: list[str] = []
+    length = 0
+    for paragraph in paragraphs:
+        for word in strip_corpus_markup(paragraph).split():
+            if length >= LEAD_CHARS:
+                return " ".join(words)
+            words.append(word)
+            length += len(word) + 1
+    return " ".join(words)

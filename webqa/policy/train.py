@@ -46,6 +46,9 @@ class TrainConfig:
     demos: list[str] = field(default_factory=list)  # JSONL files of demonstrations
     out: str = "runs/bc"
     base: str | None = None  # None: the default base model (see webqa.policy.model)
+    # Continue training this LoRA adapter (its rank and targets, not lora_*) instead of a fresh one;
+    # `base` must then be the adapter's base. DAgger rounds continue the current policy this way.
+    init_adapter: str | None = None
     # LoRA (the default) or full fine-tuning
     full_finetune: bool = False
     lora_r: int = 16
@@ -183,7 +186,12 @@ def prepare_model(config: TrainConfig):
 
     model, tokenizer = load_model(config.base, device="cpu", dtype=torch.float32)
     set_seed(config.seed)  # the LoRA A matrices start random
-    if not config.full_finetune:
+    if config.init_adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
+        model.peft_config["default"].base_model_name_or_path = base_name(config)
+    elif not config.full_finetune:
         from peft import LoraConfig, get_peft_model
 
         lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
