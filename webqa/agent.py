@@ -18,6 +18,7 @@ from webqa.paths import DATA_DIR
 from webqa.types import Answer, Candidate, Reference
 
 SHIPPED_POLICY = DATA_DIR / "policy"
+SHIPPED_REWARD = DATA_DIR / "reward"
 NO_ANSWER = "No answer found: the agent collected no quotes for this question."
 
 
@@ -47,6 +48,15 @@ def load_sampler(policy: str | None = None):
     return Sampler(model, tokenizer)
 
 
+@lru_cache(maxsize=2)
+def load_reward(reward: str | None = None):
+    """The reward model for best-of-n, by default the shipped one; None when none is shipped or given."""
+    from webqa.reward.model import load_reward_model
+
+    path = reward or (str(SHIPPED_REWARD) if (SHIPPED_REWARD / "reward.json").exists() else None)
+    return load_reward_model(path) if path else None
+
+
 def candidate_from_episode(episode) -> Candidate:
     """An episode's answer and its quotes as numbered references."""
     references = [Reference(title=q.title, url=q.url, quote=q.text) for q in episode.quotes]
@@ -54,8 +64,16 @@ def candidate_from_episode(episode) -> Candidate:
 
 
 def answer(question: str, *, n: int = 1, backend: str | Backend = "local", policy: str | None = None,
-           browser_settings: BrowserSettings | None = None, sampling=None) -> Answer:
-    """Answer `question` by browsing: sample n episodes in lockstep and return the best answer."""
+           browser_settings: BrowserSettings | None = None, sampling=None, on_step=None,
+           reward: str | None = None) -> Answer:
+    """Answer `question` by browsing: sample n episodes in lockstep and return the best answer.
+
+    With n > 1 the reward model (`reward`, a folder; by default the shipped one) scores every
+    answer and the highest wins; every candidate is kept on the Answer with its `.score`.
+
+    `on_step(index, action, result, browser)` is called after every browser step (a live view);
+    see `webqa.policy.rollout.StepCallback`.
+    """
     from webqa.policy.expert import POLICY_BROWSER
     from webqa.policy.rollout import SamplingConfig, run_episodes
 
@@ -65,14 +83,27 @@ def answer(question: str, *, n: int = 1, backend: str | Backend = "local", polic
     browsers = [Browser(source, BrowserSettings(**vars(settings))) for _ in range(n)]
     # One episode: greedy is best; several: sample, so that the candidates differ.
     sampling = sampling or SamplingConfig(temperature=0.0 if n == 1 else 0.7)
-    episodes = run_episodes(load_sampler(policy), browsers, question, sampling)
+    episodes = run_episodes(load_sampler(policy), browsers, question, sampling, on_step=on_step)
     candidates = [candidate_from_episode(e) for e in episodes]
     found = [c for c in candidates if c.found]
-    # With no reward model yet, prefer a candidate whose citations all point at its quotes.
-    best = _pick(found) if found else candidates[0]
+    best = _choose(question, candidates, found, reward) if found else candidates[0]
     return Answer(question=question, text=best.text if found else NO_ANSWER,
                   references=best.references if found else [], trajectory=best.episode,
                   candidates=candidates, seconds=time.perf_counter() - start, found=bool(found))
+
+
+def _choose(question: str, candidates: list[Candidate], found: list[Candidate], reward: str | None) -> Candidate:
+    """Best-of-n: the reward model's highest-scored candidate (all scored in one forward pass).
+
+    One candidate, or no reward model: the first candidate whose citations all point at its quotes.
+    """
+    model = load_reward(reward) if len(candidates) > 1 else None
+    if model is None:
+        return _pick(found)
+    from webqa.reward.best_of import choose, score_candidates
+
+    score_candidates(model, question, candidates)
+    return candidates[choose([c.score for c in candidates])]
 
 
 def _pick(candidates: list[Candidate]) -> Candidate:

@@ -105,11 +105,11 @@ def run_rag(corpus: LocalCorpus, base: str | None = None) -> Callable[[str], dic
     return run
 
 
-def run_policy(n: int, policy: str | None = None) -> Callable[[str], dict]:
+def run_policy(n: int, policy: str | None = None, reward: str | None = None) -> Callable[[str], dict]:
     from webqa.agent import answer
 
     def run(question: str) -> dict:
-        result = answer(question, n=n, policy=policy)
+        result = answer(question, n=n, policy=policy, reward=reward)
         quotes = [ref.quote for ref in result.references]
         return _record(result.text if result.found else "", quotes, result.trajectory.actions, result.seconds)
 
@@ -161,7 +161,7 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int | None = None,
-             systems: tuple[str, ...] = SYSTEMS, policy: str | None = None) -> dict:
+             systems: tuple[str, ...] = SYSTEMS, policy: str | None = None, reward: str | None = None) -> dict:
     """Run every system on every question (resuming from `<out>.jsonl`), then write and return the summary."""
     out = Path(out)
     log = out.with_suffix(out.suffix + "l") if out.suffix == ".json" else out.with_name(out.name + ".jsonl")
@@ -175,7 +175,7 @@ def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int
                 continue
             done[(row["system"], row["question"])] = row
     corpus = LocalCorpus.default()
-    makers = {"policy": lambda: run_policy(n, policy), "bm25-sentence": lambda: run_bm25_sentence(corpus),
+    makers = {"policy": lambda: run_policy(n, policy, reward), "bm25-sentence": lambda: run_bm25_sentence(corpus),
               "rag": lambda: run_rag(corpus)}
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a", encoding="utf-8") as sink:

@@ -8,6 +8,7 @@ written as JSON lines and read back by any later stage.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Union
 from urllib.parse import urlsplit
 
@@ -210,4 +211,8 @@ class Comparison:
         data = dict(data)
         data["a"] = ComparedAnswer.from_dict(data["a"])
         data["b"] = ComparedAnswer.from_dict(data["b"])
+        if isinstance(data.get("created"), datetime):
+            # `datasets` reads ISO times as UTC timestamps without their zone: write them back as written.
+            created = data["created"]
+            data["created"] = (created if created.tzinfo else created.replace(tzinfo=timezone.utc)).isoformat()
         return cls(**data)

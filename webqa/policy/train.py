@@ -389,6 +389,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--save-steps", type=int, default=d.save_steps)
     parser.add_argument("--log-steps", type=int, default=d.log_steps)
     parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--init-adapter", metavar="DIR", help="continue training this LoRA adapter (e.g. webqa/data/policy)")
     parser.add_argument("--fresh", action="store_true", help="ignore existing checkpoints")
     return parser
 
@@ -399,7 +400,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum,
         max_length=args.max_length, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
         answer_weight=args.answer_weight, eval_share=args.eval_share, save_steps=args.save_steps,
-        log_steps=args.log_steps, seed=args.seed, resume=not args.fresh,
+        log_steps=args.log_steps, seed=args.seed, resume=not args.fresh, init_adapter=args.init_adapter,
     )
 
 

@@ -1,0 +1,292 @@
+"""The reward model on a tiny random Llama: building from a BC adapter, scoring, training, best-of-n, eval."""
+
+import json
+import re
+import shutil
+
+import pytest
+import torch
+
+from tests.tiny import tiny_policy_folder
+from webqa.cli import main as cli_main
+from webqa.comparisons import append_comparison
+from webqa.env import BrowserSettings
+from webqa.env.answering import answer_prompt
+from webqa.policy.train import load_policy
+from webqa.records import append_record
+from webqa.reward.best_of import evaluate_pool
+from webqa.reward.model import POLICY_COPY, build_reward_model, load_reward_model
+from webqa.reward.pool import PoolCandidate, PoolRecord
+from webqa.reward.train import RewardTrainConfig, main as train_main, train
+from webqa.types import ComparedAnswer, Comparison, Episode, Quote
+
+DANUBE = Quote("Danube", "https://en.wikipedia.org/wiki/Danube", "The Danube flows through Vienna and Budapest.")
+RHINE = Quote("Rhine", "https://en.wikipedia.org/wiki/Rhine", "The Rhine flows through Basel and Cologne.")
+GOOD, BAD = ComparedAnswer("The Danube flows there [1].", [DANUBE]), ComparedAnswer("Maybe the Rhine [1].", [RHINE])
+
+
+def make_comparisons(count=16):
+    items = []
+    for i in range(count):
+        question = f"Question {i}: which river flows through Vienna?"
+        if i % 5 == 4:
+            items.append(Comparison(question, GOOD, GOOD, 0.5, producer="synthetic"))
+        else:  # the better answer on either side
+            items.append(Comparison(question, GOOD, BAD, 1.0) if i % 2 else Comparison(question, BAD, GOOD, 0.0))
+    return items
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    texts = [answer_prompt(c.question, c.a.quotes) + "\n" + c.a.text for c in make_comparisons()]
+    texts += [answer_prompt("Which river?", [RHINE]) + "\n" + BAD.text] * 3
+    return tiny_policy_folder(tmp_path_factory.mktemp("tiny-base"), texts, vocab_size=300)
+
+
+def make_adapter(base, folder):
+    """A LoRA 'BC policy' on the tiny base with non-zero weights, so that merging it changes the model."""
+    from peft import LoraConfig, get_peft_model
+
+    model, _ = load_policy(base, device="cpu")
+    torch.manual_seed(1)
+    peft = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
+                                            task_type="CAUSAL_LM"))
+    peft.peft_config["default"].base_model_name_or_path = str(base)
+    peft.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_adapter(tiny_base, tmp_path_factory):
+    return make_adapter(tiny_base, tmp_path_factory.mktemp("tiny-bc"))
+
+
+@pytest.fixture(scope="module")
+def comparisons_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("comparisons") / "comparisons.jsonl"
+    for item in make_comparisons():
+        append_comparison(path, item)
+    return path
+
+
+def tiny_config(comparisons_file, policy, out, **overrides):
+    knobs = {"comparisons": [str(comparisons_file)], "out": str(out), "policy": str(policy), "max_length": 128,
+             "batch_size": 4, "learning_rate": 3e-3, "warmup": 0, "eval_share": 0.25, "log_steps": 1,
+             "save_steps": 50, "seed": 0, "max_steps": 12, "lora_r": 8, "lora_alpha": 16}
+    return RewardTrainConfig(**(knobs | overrides))
+
+
+@pytest.fixture(scope="module")
+def trained(comparisons_file, tiny_adapter, tmp_path_factory):
+    out = tmp_path_factory.mktemp("rm") / "rm"
+    return out, train(tiny_config(comparisons_file, tiny_adapter, out), progress=False)
+
+
+def count_forward_calls(module):
+    calls = []
+    handle = module.register_forward_hook(lambda *args: calls.append(1))
+    return calls, handle
+
+
+ITEMS = [("Which river flows through Vienna?", [DANUBE], "The Danube [1]."),
+         ("Which river flows through Vienna?", [DANUBE, RHINE], "It is the Danube, not the Rhine [1][2]."),
+         ("Who?", [RHINE], "Nobody."),
+         ("Which river flows through Basel?", [RHINE], "The Rhine flows through Basel and Cologne [1].")]
+
+
+# --- the model -----------------------------------------------------------------------------------
+
+
+def test_the_reward_model_starts_from_the_merged_policy_and_reloads_without_it(tiny_base, tmp_path):
+    adapter = make_adapter(tiny_base, tmp_path / "bc")
+    rm = build_reward_model(str(adapter), max_length=128)
+    merged, _ = load_policy(adapter, device="cpu")
+    plain, _ = load_policy(tiny_base, device="cpu")
+    name = "layers.0.self_attn.q_proj.weight"
+    body = dict(rm.backbone.get_base_model().named_parameters())
+    wrapped = name.replace("q_proj.weight", "q_proj.base_layer.weight")  # LoRA wraps the projection
+    assert torch.equal(body[wrapped], dict(merged.base_model.named_parameters())[name])
+    assert not torch.equal(body[wrapped], dict(plain.base_model.named_parameters())[name])  # the BC delta is in
+    assert not hasattr(rm.backbone.get_base_model(), "lm_head")  # the unembedding is gone; a scalar head reads
+    with torch.no_grad():  # LoRA B starts at zero: make the reward model's own adapter matter too
+        for param_name, param in rm.backbone.named_parameters():
+            if "lora_B" in param_name:
+                param.normal_(std=0.05)
+    rm.eval()
+    before = rm.score(ITEMS)
+
+    rm.save(tmp_path / "rm")
+    shutil.rmtree(adapter)  # the reward model keeps its own copy of the policy adapter
+    names = {p.name for p in (tmp_path / "rm").iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "head.safetensors", "reward.json",
+            "tokenizer.json", POLICY_COPY} <= names
+    assert json.loads((tmp_path / "rm" / "reward.json").read_text())["policy"] == POLICY_COPY
+    loaded = load_reward_model(tmp_path / "rm", device="cpu")
+    assert type(loaded.backbone).__name__ == "LlamaModel"  # merged
+    assert loaded.score(ITEMS) == pytest.approx(before, abs=1e-4)
+    assert load_reward_model(tmp_path / "rm", device="cpu", merge=False).score(ITEMS) == pytest.approx(before, abs=1e-4)
+
+
+def test_scoring_a_batch_is_one_forward_pass_and_padding_does_not_change_scores(trained):
+    rm = load_reward_model(trained[0], device="cpu")
+    calls, handle = count_forward_calls(rm.backbone)
+    together = rm.score(ITEMS)
+    assert len(calls) == 1 and len(together) == 4
+    alone = [rm.score([item])[0] for item in ITEMS]
+    handle.remove()
+    assert together == pytest.approx(alone, abs=1e-4)  # right padding: each row is read at its own last token
+    assert len(set(round(s, 4) for s in together)) == 4
+
+
+def test_long_prompts_lose_their_start_and_keep_the_answer(trained):
+    rm = load_reward_model(trained[0], device="cpu")
+    long_quote = Quote("Danube", DANUBE.url, " ".join(["The Danube is long."] * 200))
+    ids = rm.encode("Which river?", [long_quote], "The Danube [1].")
+    answer_ids = rm.tokenizer("The Danube [1].", add_special_tokens=False)["input_ids"]
+    assert len(ids) == rm.max_length == 128
+    assert ids[-len(answer_ids) - 1 :] == answer_ids + [rm.tokenizer.eos_token_id]
+
+
+# --- training ------------------------------------------------------------------------------------------
+
+
+def test_training_learns_the_preference_and_reports_the_trivial_scorers(trained, comparisons_file):
+    out, summary = trained
+    names = {p.name for p in out.iterdir()}
+    assert {"adapter_model.safetensors", "head.safetensors", "reward.json", "training.json", "loss.png",
+            POLICY_COPY} <= names
+    written = json.loads((out / "training.json").read_text())
+    assert written == json.loads(json.dumps(summary))
+    assert written["steps"] == 12 and written["resumed_from_step"] == 0
+    assert written["comparisons"]["total"] == 16 and written["comparisons"]["held_out_questions"] == 4
+    assert written["comparisons"]["by_producer"] == {"human": 13, "synthetic": 3}
+    assert set(written["held_out_accuracy"]) == {"reward model", "answer length", "word overlap"}
+    losses = [e["loss"] for e in written["log_history"] if "loss" in e]
+    assert losses[-1] < losses[0]
+    assert written["eval_loss"] is not None and written["held_out_accuracy"]["reward model"] == 1.0
+    rm = load_reward_model(out, device="cpu")
+    good, bad = rm.score([("A new question: which river?", GOOD.quotes, GOOD.text),
+                          ("A new question: which river?", BAD.quotes, BAD.text)])
+    assert good > bad
+
+
+def test_training_resumes_from_the_last_checkpoint(comparisons_file, tiny_base, tmp_path):
+    out = tmp_path / "rm"
+    args = ["--comparisons", str(comparisons_file), "--out", str(out), "--policy", "base", "--base", str(tiny_base),
+            "--max-length", "128", "--batch-size", "2", "--save-steps", "2", "--log-steps", "1", "--lr", "1e-3"]
+    assert train_main(args + ["--max-steps", "2"]) == 0
+    assert (out / "checkpoints" / "checkpoint-2" / "trainable.safetensors").exists()
+    assert json.loads((out / "reward.json").read_text())["policy"] is None  # started from the bare base
+    assert train_main(args + ["--max-steps", "4"]) == 0
+    summary = json.loads((out / "training.json").read_text())
+    assert summary["resumed_from_step"] == 2 and summary["steps"] == 4
+    assert [e["step"] for e in summary["log_history"] if "loss" in e] == [1, 2, 3, 4]  # continued
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-4"]
+
+
+# --- best-of-n ------------------------------------------------------------------------------------------
+
+
+def fake_episodes(question):
+    """Four episodes: three answered (different answers), one that collected no quote."""
+    answers = [("Maybe the Rhine [1].", [RHINE]), ("The Danube flows there [1].", [DANUBE]), (None, []),
+               ("Vienna is on the Danube [1].", [DANUBE])]
+    return [Episode(question=question, quotes=quotes, end="Answer" if text else "out of actions", answer=text)
+            for text, quotes in answers]
+
+
+@pytest.fixture
+def fake_rollouts(monkeypatch):
+    monkeypatch.setattr("webqa.agent.load_sampler", lambda policy=None: None)
+    monkeypatch.setattr("webqa.policy.rollout.run_episodes",
+                        lambda sampler, browsers, question, config=None, **kw: fake_episodes(question))
+
+
+def test_best_of_n_returns_the_argmax_and_keeps_every_candidate(trained, fake_rollouts):
+    from webqa.agent import answer, load_reward
+
+    rm = load_reward(str(trained[0]))
+    calls, handle = count_forward_calls(rm.backbone)
+    result = answer("Which river flows through Vienna?", n=4, reward=str(trained[0]), backend=object())
+    handle.remove()
+    assert len(calls) == 1  # all four candidates in one forward pass
+    scores = [c.score for c in result.candidates]
+    assert len(scores) == 4 and scores[2] is None and all(isinstance(s, float) for s in scores[:2] + scores[3:])
+    best = max((i for i in range(4) if scores[i] is not None), key=lambda i: scores[i])
+    assert result.trajectory is result.candidates[best].episode and result.text == result.candidates[best].text
+    assert result.text != "Maybe the Rhine [1]."  # the trained model prefers the Danube answers
+    assert [r.quote for r in result.references] == [q.text for q in result.candidates[best].episode.quotes]
+
+
+def test_ask_shows_every_candidate_with_its_score(trained, fake_rollouts, corpus, capsys):
+    assert cli_main(["ask", "--n", "4", "--show-candidates", "--reward", str(trained[0]), "Which river?"]) == 0
+    out = capsys.readouterr().out
+    listed = out.split("Candidates:\n")[1].splitlines()[:4]
+    assert [line.split(".")[0].strip(" *") for line in listed] == ["1", "2", "3", "4"]
+    assert sum(line.startswith(" *") for line in listed) == 1 and "[-] (no answer)" in listed[2]
+    assert all(re.search(r"\[-?\d+\.\d\d\] ", line) for i, line in enumerate(listed) if i != 2)  # scores
+
+
+def test_best_of_n_end_to_end_with_the_tiny_policy(trained, tiny_base, corpus):
+    from webqa.agent import answer
+
+    result = answer("Which river flows through Vienna?", n=3, policy=str(tiny_base), reward=str(trained[0]),
+                    backend=corpus, browser_settings=BrowserSettings(window_lines=8, max_actions=3))
+    assert len(result.candidates) == 3 and len({id(c.episode) for c in result.candidates}) == 3
+    assert all(1 <= len(c.episode.steps) <= 3 for c in result.candidates)
+    scored = [c for c in result.candidates if c.score is not None]
+    assert all(c.found for c in scored)
+    if scored:  # a random policy rarely answers; when it does, the best-scored answer wins
+        assert result.trajectory is max(scored, key=lambda c: c.score).episode
+
+
+# --- best-of-k in `webqa eval` --------------------------------------------------------------------------
+
+
+def test_eval_pool_estimates_best_of_k_from_a_saved_pool(trained, corpus, tmp_path, capsys):
+    questions = [{"question": f"Question {i}?", "answers": ["Danube"]} for i in range(3)]
+    (tmp_path / "q.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
+    out = tmp_path / "report.json"
+    out.write_text(json.dumps({"systems": {"bm25-sentence": {"accuracy": 0.2}}}))
+    good = PoolCandidate(GOOD.text, GOOD.quotes, correct=True, supported=True)
+    bad = PoolCandidate(BAD.text, BAD.quotes, correct=False, supported=False)
+    for q, candidates in zip(questions, ([bad, good, bad, bad], [bad, bad, bad, bad], [good, good, bad, good])):
+        record = PoolRecord(q["question"], candidates, answers=["Danube"])
+        append_record(tmp_path / "report.pool.jsonl", record.to_dict())
+
+    report = evaluate_pool(tmp_path / "q.jsonl", out, pool=4, reward=str(trained[0]))  # nothing left to sample
+    accuracy = report["accuracy"]
+    assert accuracy["random"]["1"] == pytest.approx((1 / 4 + 0 + 3 / 4) / 3)
+    assert accuracy["oracle"]["4"] == pytest.approx(2 / 3) and accuracy["oracle"]["2"] == pytest.approx((0.5 + 1) / 3)
+    assert accuracy["reward model"]["4"] == pytest.approx(2 / 3)  # the trained model picks the Danube answer
+    assert report["oracle_gain_recovered_at_4"] == pytest.approx(1.0)
+    assert set(accuracy["reward model"]) == {"1", "2", "4"}  # k=8 needs a pool of 8
+    assert (tmp_path / "report.best-of-k.png").stat().st_size > 0
+    written = json.loads(out.read_text())
+    assert written["systems"]["bm25-sentence"]["accuracy"] == 0.2 and written["best_of_k"] == report
+    scores_file = (tmp_path / "report.scores.jsonl").read_text()
+    assert len(scores_file.splitlines()) == 3
+    assert evaluate_pool(tmp_path / "q.jsonl", out, pool=4, reward=str(trained[0])) == report
+    assert (tmp_path / "report.scores.jsonl").read_text() == scores_file  # cached, not scored again
+    with pytest.raises(ValueError, match="pools of"):
+        evaluate_pool(tmp_path / "q.jsonl", out, pool=8, reward=str(trained[0]))
+
+
+def test_sample_writes_a_resumable_pool_and_synthetic_comparisons(tiny_base, corpus, tmp_path, capsys):
+    from webqa.reward.pool import read_pool
+    from webqa.reward.synthetic import main as sample_main
+
+    questions = [{"question": "Which river flows through Vienna?", "answers": ["Danube"], "id": "v"},
+                 {"question": "Who wrote Hamlet?", "answers": ["Shakespeare"], "id": "h"}]
+    (tmp_path / "q.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
+    args = ["--questions", str(tmp_path / "q.jsonl"), "--n", "2", "--out", str(tmp_path / "pool.jsonl"),
+            "--comparisons", str(tmp_path / "synthetic.jsonl"), "--policy", str(tiny_base), "--max-actions", "3"]
+    assert sample_main(args + ["--limit", "1"]) == 0
+    assert sample_main(args) == 0
+    out = capsys.readouterr().out
+    assert "1 questions sampled (1 already in" in out and "pairs" in out
+    pool = read_pool(tmp_path / "pool.jsonl")
+    assert [r.question for r in pool] == [q["question"] for q in questions]
+    assert all(len(r.candidates) == 2 and r.answers for r in pool)
+    assert all(len(c.actions) <= 3 and c.correct is not None and c.score is None for r in pool for c in r.candidates)
+    assert (tmp_path / "synthetic.jsonl").exists()  # a random policy answers nothing: no pairs, an empty file

@@ -1,0 +1,207 @@
+"""Best-of-n: choosing the highest-scored answer, and measuring what that choice is worth.
+
+    score_candidates(reward_model, question, candidates)   # sets .score, one forward pass
+    candidates[choose([c.score for c in candidates])]      # the argmax (first on ties)
+    best_of_k(scores, correct, k)                          # unbiased best-of-k from a pool of N >= k
+
+    webqa eval --questions dev200.jsonl --out report.json --pool 8 [--reward DIR] [--systems none]
+
+WebGPT's estimator (Nakano et al. 2021, Appendix I): sample a pool of N answers
+per question once; the expected value of best-of-k (pick the highest-scored of k
+answers drawn without replacement) is an average over all C(N, k) subsets, which
+sorting makes exact and cheap: the answer ranked i-th lowest (0-based) is the pick
+of exactly C(i, k-1) of the subsets. Three selectors are compared: the reward
+model, the oracle (picks a correct answer whenever the k contain one) and random
+(the pool's mean, whatever k). The share of the oracle's gain the reward model
+recovers is (RM - random) / (oracle - random) at k=4.
+
+`webqa eval --pool N` samples the pool into `<report>.pool.jsonl` (a candidates
+file, resumable), caches the reward model's scores in `<report>.scores.jsonl`
+(keyed by the reward model's folder and head, so a retrained model re-scores the
+same pool), prints the table, writes the curve to `<report>.best-of-k.png` and
+adds a `best_of_k` section to the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import sys
+from math import comb
+from pathlib import Path
+
+from webqa.records import append_record, read_records
+from webqa.reward.pool import PoolConfig, PoolRecord, read_pool, sample_pool, score_pool
+from webqa.types import Candidate
+
+SELECTORS = ("reward model", "oracle", "random")
+KS = (1, 2, 4, 8)
+GAIN_AT = 4
+
+
+# --- choosing ------------------------------------------------------------------------------
+
+
+def score_candidates(reward_model, question: str, candidates: list[Candidate]) -> None:
+    """Set `.score` of every candidate with an answer (one batched forward pass); None for the others."""
+    found = [c for c in candidates if c.found]
+    scores = reward_model.score([(question, c.episode.quotes, c.text) for c in found])
+    for candidate in candidates:
+        candidate.score = None
+    for candidate, value in zip(found, scores):
+        candidate.score = value
+
+
+def choose(scores: list[float | None]) -> int | None:
+    """Index of the highest score (the first of equal ones); None when nothing was scored."""
+    scored = [i for i, s in enumerate(scores) if s is not None]
+    return max(scored, key=lambda i: (scores[i], -i)) if scored else None
+
+
+# --- the estimator ---------------------------------------------------------------------------
+
+
+def best_of_k(scores: list[float | None], values: list[float], k: int) -> float:
+    """Mean value of `choose`'s pick over every k-subset of the pool (unscored = lowest)."""
+    n = len(values)
+    if not 1 <= k <= n:
+        raise ValueError(f"best-of-{k} needs a pool of at least {k}, not {n}")
+    # Ascending by score; among equal scores the earlier index ranks higher, as in `choose`.
+    order = sorted(range(n), key=lambda i: (float("-inf") if scores[i] is None else scores[i], -i))
+    return sum(comb(rank, k - 1) * values[i] for rank, i in enumerate(order)) / comb(n, k)
+
+
+def estimates(pools: list[tuple[list[float | None], list[float]]], ks=KS,
+              reward: bool = True) -> dict[str, dict[int, float]]:
+    """Mean best-of-k value per selector over questions, each a (reward scores, values) pool.
+
+    `reward=False`: no reward model scored the pools; its row stays empty.
+    """
+    out: dict[str, dict[int, float]] = {s: {} for s in SELECTORS}
+    for k in ks:
+        usable = [(s, v) for s, v in pools if len(v) >= k]
+        if not usable:
+            continue
+        out["oracle"][k] = statistics.mean(best_of_k(v, v, k) for _, v in usable)
+        out["random"][k] = statistics.mean(statistics.mean(v) for _, v in usable)
+        if reward:
+            out["reward model"][k] = statistics.mean(best_of_k(s, v, k) for s, v in usable)
+    return out
+
+
+def gain_recovered(table: dict[str, dict[int, float]], k: int = GAIN_AT) -> float | None:
+    """(RM - random) / (oracle - random) at k; None when unknown or when the oracle gains nothing."""
+    try:
+        rm, oracle, rand = table["reward model"][k], table["oracle"][k], table["random"][k]
+    except KeyError:
+        return None
+    return None if oracle - rand <= 0 else (rm - rand) / (oracle - rand)
+
+
+# --- `webqa eval --pool N` ----------------------------------------------------------------------
+
+
+def reward_id(folder: str | Path) -> str:
+    """A reward model's identity for the score cache: its folder and a hash of its head."""
+    folder = Path(folder).resolve()
+    digest = hashlib.sha1((folder / "head.safetensors").read_bytes()).hexdigest()[:12]
+    return f"{folder}#{digest}"
+
+
+def cached_scores(path: Path, records: list[PoolRecord], reward: str | None) -> dict[str, list[float | None]]:
+    """The reward model's scores of every pool, from the cache or computed (one forward pass per question)."""
+    if reward is None:
+        return {}
+    key = reward_id(reward)
+    have = {}
+    if path.exists():
+        for row in read_records(path, dict, "scores record"):
+            if row["reward_model"] == key:
+                have[row["question"]] = row["scores"]
+    missing = [r for r in records if r.question not in have]
+    if missing:
+        from tqdm import tqdm
+
+        from webqa.agent import load_reward
+
+        model = load_reward(reward)
+        for record in tqdm(missing, desc="reward model scores", unit="q"):
+            have[record.question] = score_pool(model, record.question, record.candidates)
+            append_record(path, {"reward_model": key, "question": record.question, "scores": have[record.question]})
+    return have
+
+
+def evaluate_pool(questions_path: str | Path, out: str | Path, pool: int = 8, ks=KS, limit: int | None = None,
+                  policy: str | None = None, reward: str | None = None, seed: int = 0) -> dict:
+    """Sample (or resume) the pool, score it, and return (and add to the report at `out`) best-of-k."""
+    from webqa.agent import SHIPPED_REWARD, load_sampler, make_backend
+    from webqa.evaluate import read_questions
+
+    out = Path(out)
+    questions = read_questions(questions_path, limit)
+    pool_path, scores_path = out.with_suffix(".pool.jsonl"), out.with_suffix(".scores.jsonl")
+    sample_pool(questions, pool_path, PoolConfig(n=pool, seed=seed), lambda: load_sampler(policy),
+                make_backend("local"), policy_name=policy or "shipped")
+    wanted = {q["question"] for q in questions}
+    records = [r for r in read_pool(pool_path) if r.question in wanted]
+    sizes = {len(r.candidates) for r in records}
+    if sizes != {pool}:
+        raise ValueError(f"{pool_path} holds pools of {sorted(sizes)} answers, not {pool}: use another --out")
+    if reward is None and (SHIPPED_REWARD / "head.safetensors").exists():
+        reward = str(SHIPPED_REWARD)
+    if reward is None:
+        print("no reward model (none shipped, none given with --reward): only oracle and random", file=sys.stderr)
+    scores = cached_scores(scores_path, records, reward)
+    pools = [(scores.get(r.question, [None] * pool), [float(c.grade > 0) for c in r.candidates]) for r in records]
+    ks = [k for k in ks if k <= pool]
+    table = estimates(pools, ks, reward=reward is not None)
+    png = out.with_suffix(".best-of-k.png")
+    plot_best_of(table, png, f"best-of-k from pools of {pool}, {len(records)} questions")
+    report = {"pool": pool, "questions": len(records), "ks": ks, "reward_model": reward, "policy": policy,
+              "accuracy": {s: {str(k): v for k, v in row.items()} for s, row in table.items()},
+              f"oracle_gain_recovered_at_{GAIN_AT}": gain_recovered(table), "pool_file": str(pool_path),
+              "png": str(png)}
+    full = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(full | {"best_of_k": report}, indent=1), encoding="utf-8")
+    return report
+
+
+def format_best_of(report: dict) -> str:
+    """The best-of-k accuracy table, and the share of the oracle's gain recovered."""
+    accuracy = report["accuracy"]
+    lines = [f"best-of-k accuracy (pools of {report['pool']}, {report['questions']} questions)",
+             f"{'k':<4}" + "".join(f"{s:>14}" for s in SELECTORS)]
+    for k in report["ks"]:
+        cells = [accuracy[s].get(str(k)) for s in SELECTORS]
+        lines.append(f"{k:<4}" + "".join(f"{'-' if c is None else f'{c:.3f}':>14}" for c in cells))
+    gain = report[f"oracle_gain_recovered_at_{GAIN_AT}"]
+    lines.append(f"reward model recovers {'-' if gain is None else f'{gain:.2f}'} of the oracle's gain at "
+                 f"k={GAIN_AT}: (RM - random) / (oracle - random)")
+    return "\n".join(lines)
+
+
+def plot_best_of(table: dict[str, dict[int, float]], path: Path, title: str) -> None:
+    """Accuracy against k (log scale) for each selector, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for selector, row in table.items():
+        if row:
+            ax.plot(list(row), list(row.values()), marker="o", label=selector)
+    ks = sorted({k for row in table.values() for k in row})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_xlabel("k (answers sampled)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

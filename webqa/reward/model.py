@@ -1,0 +1,217 @@
+"""The reward model: the policy's transformer with a scalar head, scoring cited answers.
+
+It reads exactly what the policy read when it wrote the answer (the answer prompt:
+question and numbered quotes, `webqa.env.answering.answer_prompt`), then the answer
+and an end-of-sequence token, and maps the last hidden state to one number.
+
+    rm = build_reward_model(policy="webqa/data/policy")      # for training: BC weights + new LoRA + head
+    rm.save("runs/rm")
+    rm = load_reward_model("runs/rm")                        # for scoring: merged, eval mode
+    rm.score([(question, quotes, answer), ...])              # one forward pass for the whole batch
+
+Initialisation follows WebGPT: the reward model starts from the behavior-cloned
+policy (the base model with the BC adapter merged), with the unembedding replaced
+by a freshly initialised linear head. A new LoRA adapter is trained on top (or the
+whole transformer with `full=True`).
+
+A saved folder holds `reward.json` (what to rebuild it from), the LoRA adapter
+(`adapter_config.json`, `adapter_model.safetensors`), the head (`head.safetensors`),
+the tokenizer, and `policy/`: a copy of the BC adapter it started from, so the
+reward model still loads after the shipped policy is retrained (git stores an
+identical copy once).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from webqa.policy.prompts import answer_example
+from webqa.policy.train import LLAMA_PROJECTIONS, load_policy
+from webqa.types import Quote
+
+META = "reward.json"
+HEAD = "head.safetensors"
+POLICY_COPY = "policy"  # the folder, inside a reward model folder, holding its initial policy adapter
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+Item = tuple[str, list[Quote], str]  # (question, quotes, answer)
+
+
+@dataclass
+class LoraSettings:
+    """The reward model's own adapter."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    targets: tuple[str, ...] = LLAMA_PROJECTIONS
+
+
+class RewardModel(torch.nn.Module):
+    """A transformer body (no LM head) and a linear head reading the hidden state of the last token."""
+
+    def __init__(self, backbone: torch.nn.Module, tokenizer, head: torch.nn.Linear | None = None,
+                 max_length: int = 768, meta: dict | None = None):
+        super().__init__()
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        hidden = backbone.config.hidden_size
+        if head is None:
+            head = torch.nn.Linear(hidden, 1)
+            # Scores start near 0 with unit-scale spread: hidden states after the final norm are O(1) per unit.
+            torch.nn.init.normal_(head.weight, std=hidden ** -0.5)
+            torch.nn.init.zeros_(head.bias)
+        self.head = head.to(next(backbone.parameters()).device)
+        self.max_length = max_length
+        self.meta = meta or {}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
+    # --- text -> tokens ------------------------------------------------------------------
+
+    def encode(self, question: str, quotes: list[Quote], answer: str) -> list[int]:
+        """Token ids of answer prompt + answer + eos; the prompt loses tokens from the left to fit.
+
+        Same text and same left truncation as the policy's answer step (`webqa.policy.train.encode`).
+        The answer keeps at most half of `max_length` (answers are short; a runaway one is cut).
+        """
+        prompt, answer = answer_example(question, quotes, answer)
+        tokenize = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+        answer_ids = tokenize(answer)[: self.max_length // 2 - 1] + [self.tokenizer.eos_token_id]
+        prompt_ids = tokenize(prompt)
+        room = self.max_length - len(answer_ids)
+        return prompt_ids[max(0, len(prompt_ids) - room):] + answer_ids
+
+    def collate(self, rows: list[list[int]]) -> dict[str, torch.Tensor]:
+        """Right-padded input ids and attention mask: the score is read at each row's own last token."""
+        width = max(len(row) for row in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([row + [pad] * (width - len(row)) for row in rows])
+        mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
+        return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+
+    # --- scoring -------------------------------------------------------------------------
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """One score per row (float32)."""
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        last = attention_mask.sum(-1) - 1  # right padding: the last real token of each row
+        final = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        return self.head(final.to(self.head.weight.dtype)).squeeze(-1).float()
+
+    @torch.no_grad()
+    def score(self, items: list[Item]) -> list[float]:
+        """Scores of (question, quotes, answer) items, all in one forward pass."""
+        if not items:
+            return []
+        batch = self.collate([self.encode(*item) for item in items])
+        return self(**batch).tolist()
+
+    # --- saving --------------------------------------------------------------------------
+
+    def save(self, folder: str | os.PathLike) -> None:
+        """Write adapter (or the whole body), head, tokenizer, `reward.json` and the initial policy copy."""
+        from peft import PeftModel
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        if isinstance(self.backbone, PeftModel):
+            self.backbone.save_pretrained(folder)
+            (folder / "README.md").unlink(missing_ok=True)  # peft's template card; the folder gets its own
+        else:
+            self.backbone.save_pretrained(folder)
+        save_file({"weight": self.head.weight.detach().float().cpu().contiguous(),
+                   "bias": self.head.bias.detach().float().cpu().contiguous()}, folder / HEAD)
+        self.tokenizer.save_pretrained(folder)
+        meta = dict(self.meta, max_length=self.max_length, full=not isinstance(self.backbone, PeftModel))
+        source = meta.get("policy")
+        if source and source != POLICY_COPY and (Path(source) / "adapter_config.json").exists():
+            copy_adapter(Path(source), folder / POLICY_COPY)
+            meta["policy_source"], meta["policy"] = str(source), POLICY_COPY
+        (folder / META).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+
+
+def copy_adapter(source: Path, target: Path) -> None:
+    """Copy a LoRA adapter's two files (not its checkpoints or tokenizer)."""
+    if source.resolve() == target.resolve():
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ADAPTER_FILES:
+        shutil.copyfile(source / name, target / name)
+
+
+# --- building and loading --------------------------------------------------------------------
+
+
+def _body(policy: str | None, base: str | None, device, dtype):
+    """The transformer body of the initial policy (BC adapter merged), and its tokenizer."""
+    from webqa.policy.model import load_model
+
+    if policy is None:
+        causal, tokenizer = load_model(base, device=device, dtype=dtype)
+    else:
+        causal, tokenizer = load_policy(policy, device=device, dtype=dtype)
+    # `base_model` is the body under the LM head (LlamaModel for Llama); the head's vocabulary
+    # projection is what the scalar head replaces.
+    return causal.base_model, tokenizer
+
+
+def build_reward_model(policy: str | None, base: str | None = None, lora: LoraSettings | None = LoraSettings(),
+                       max_length: int = 768, device="cpu", dtype=torch.float32, seed: int = 0) -> RewardModel:
+    """A fresh reward model for training: the policy's body (or the bare base's) with a new head.
+
+    `policy`: a policy folder (a LoRA adapter, merged into its base, or a full model folder);
+    None starts from `base` (default: the default base model). `lora=None` trains the whole body.
+    """
+    body, tokenizer = _body(policy, base, device, dtype)
+    torch.manual_seed(seed)  # the head and the LoRA A matrices start random
+    if lora is not None:
+        from peft import LoraConfig, get_peft_model
+
+        body = get_peft_model(body, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                               target_modules=list(lora.targets)))
+    from webqa.policy.model import DEFAULT_MODEL
+
+    meta = {"policy": str(Path(policy).resolve()) if policy and Path(policy).is_dir() else policy,
+            "base": base or DEFAULT_MODEL}
+    return RewardModel(body, tokenizer, max_length=max_length, meta=meta)
+
+
+def load_reward_model(folder: str | os.PathLike, device=None, dtype=None, merge: bool = True) -> RewardModel:
+    """A saved reward model in eval mode; the LoRA adapter merged into the body unless `merge=False`."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from webqa.policy.model import pick_device
+
+    folder = Path(folder)
+    if not (folder / META).exists():
+        raise FileNotFoundError(f"{folder}: not a reward model folder (no {META})")
+    meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    device = torch.device(device) if device is not None else pick_device()
+    if meta.get("full"):
+        body = AutoModel.from_pretrained(folder, dtype=dtype or torch.float32).to(device)
+    else:
+        from peft import PeftModel
+
+        policy = meta.get("policy")
+        policy = str(folder / POLICY_COPY) if policy == POLICY_COPY else policy
+        body, _ = _body(policy, meta.get("base"), device, dtype)
+        body = PeftModel.from_pretrained(body, folder)
+        if merge:
+            body = body.merge_and_unload()
+    weights = load_file(folder / HEAD)
+    head = torch.nn.Linear(weights["weight"].shape[1], 1)
+    head.load_state_dict(weights)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = RewardModel(body, tokenizer, head=head, max_length=meta.get("max_length", 768), meta=meta)
+    model.eval()
+    return model
