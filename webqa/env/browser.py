@@ -14,6 +14,7 @@ the next observation says what was wrong.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field
 
 from webqa.env.backend import Backend, BackendError
@@ -104,6 +105,18 @@ class Browser:
         self.episode.end = state.end
         self.episode.final_observation = self.observation()
         return StepResult(self.episode.final_observation, state.done, message)
+
+    def checkpoint(self) -> object:
+        """An opaque copy of the whole state, for `restore()`.
+
+        A person recording a demonstration takes back an action the browser refused, so that
+        the demonstration teaches no wasted action.
+        """
+        return copy.deepcopy((self._state, self.episode))
+
+    def restore(self, checkpoint: object) -> None:
+        """Go back to a state saved by `checkpoint()`; the checkpoint stays usable."""
+        self._state, self.episode = copy.deepcopy(checkpoint)
 
     # --- what the model sees --------------------------------------------------
 

@@ -13,13 +13,19 @@ is simply passed to the browser, which counts it as an invalid action.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from webqa.env.browser import Browser
 from webqa.policy.prompts import action_example, answer_example
-from webqa.types import Episode
+from webqa.types import Episode, StepResult
+
+# Called after every browser step with the browser's index in `browsers`, the action it took, the
+# step's result, and the browser itself (read what you need at once: the next step changes it).
+# Runs on the rollout's thread; an exception it raises stops the rollout (a UI cancels that way).
+StepCallback = Callable[[int, str, StepResult, Browser], None]
 
 
 @dataclass
@@ -117,8 +123,11 @@ def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator: tor
 
 
 def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
-                 config: SamplingConfig | None = None) -> list[Episode]:
-    """Browse with every browser in lockstep, then write each episode's answer from its quotes."""
+                 config: SamplingConfig | None = None, on_step: StepCallback | None = None) -> list[Episode]:
+    """Browse with every browser in lockstep, then write each episode's answer from its quotes.
+
+    `on_step`, when given, is called after each browser step (see `StepCallback`).
+    """
     config = config or SamplingConfig()
     generator = None
     if config.seed is not None:
@@ -132,7 +141,9 @@ def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
         prompts = [action_example(b.observation(), "")[0] for b in live]
         actions = sampler.sample(prompts, config.max_action_tokens, config.temperature, config.top_p, generator)
         for browser, action in zip(live, actions):
-            browser.step(action)
+            result = browser.step(action)
+            if on_step is not None:
+                on_step(browsers.index(browser), action, result, browser)
     # WebGPT answers from whatever was quoted, also when the actions ran out.
     answering = [b for b in browsers if b.quotes and b.episode.end in ("Answer", "out of actions")]
     if answering:
