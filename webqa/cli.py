@@ -1,14 +1,21 @@
 """The `webqa` command line.
 
-    webqa ask "<question>" [--n N] [--web] [--json]
+    webqa ask "<question>" [--n N] [--show-candidates] [--reward DIR] [--web] [--json]
     webqa search "<query>" [--web] [--json]
     webqa open <url-or-title> [--web]
     webqa browse "<question>"          drive the browser by hand, one command per line
     webqa demos [--n N] [--out FILE]   expert demonstrations for behavior cloning
     webqa train bc --demos FILE --out DIR
-    webqa eval --questions FILE --out REPORT
+    webqa train dagger --demos FILE --out DIR [--rounds R] [--n-questions N]
+    webqa sample --split train --n 8 --out POOL [--comparisons FILE]   answer pools, synthetic comparisons
+    webqa train rm --comparisons FILE... --out DIR                      the reward model
+    webqa train iterate --out DIR                                       expert iteration
+    webqa eval --questions FILE --out REPORT [--pool N]
     webqa corpus build | stats
     webqa qa build | stats
+    webqa tui [--record | --compare] [--web] [--n N]   the terminal UI: ask, record demonstrations, compare
+    webqa record [--demos FILE] [--questions FILE]      = webqa tui --record
+    webqa compare --pairs FILE [--comparisons FILE]     = webqa tui --compare
 
 Errors are printed as one line, never as a traceback.
 """
@@ -45,7 +52,8 @@ def _table(rows: list[tuple], headers: tuple) -> str:
 def cmd_ask(args: argparse.Namespace) -> None:
     from webqa.agent import answer
 
-    result = answer(args.question, n=args.n, backend="web" if args.web else "local", policy=args.policy)
+    result = answer(args.question, n=args.n, backend="web" if args.web else "local", policy=args.policy,
+                    reward=args.reward)
     if args.json:
         data = result.to_dict()
         if not args.trajectory:  # observations are long; keep the actions
@@ -70,8 +78,18 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from webqa.evaluate import evaluate, format_report
 
     systems = tuple(args.systems.split(",")) if args.systems else ("policy", "bm25-sentence", "rag")
-    report = evaluate(args.questions, args.out, n=args.n, limit=args.limit, systems=systems, policy=args.policy)
-    print(format_report(report))
+    systems = tuple(s for s in systems if s != "none")  # --systems none: only the best-of-k pool
+    if systems:
+        report = evaluate(args.questions, args.out, n=args.n, limit=args.limit, systems=systems,
+                          policy=args.policy, reward=args.reward)
+        print(format_report(report))
+    if args.pool:
+        from webqa.reward.best_of import evaluate_pool, format_best_of
+
+        best_of = evaluate_pool(args.questions, args.out, pool=args.pool, limit=args.limit, policy=args.policy,
+                                reward=args.reward)
+        print(("\n" if systems else "") + format_best_of(best_of))
+        print(f"best-of-k curve written to {best_of['png']}")
     print(f"\nreport written to {args.out}")
 
 
@@ -141,10 +159,41 @@ def cmd_qa(args: argparse.Namespace) -> None:
     print(_table(rows, ("dataset", "split", "questions", "answerable")))
 
 
+def cmd_tui(args: argparse.Namespace) -> None:
+    """`webqa tui`, `webqa record` and `webqa compare`: the terminal UI in one of its modes."""
+    from webqa.tui import TuiOptions, WebQAApp
+
+    mode = {"record": "record", "compare": "compare"}.get(args.command) or (
+        "record" if args.record else "compare" if args.compare else "ask")
+    options = TuiOptions(mode=mode, backend="web" if args.web else "local", n=args.n, policy=args.policy,
+                         demos=args.demos, questions=args.questions, recorder=args.recorder, pairs=args.pairs,
+                         comparisons=args.comparisons, labeller=args.labeller, seed=args.seed)
+    WebQAApp(options).run()
+
+
+def _tui_arguments(parser: argparse.ArgumentParser) -> None:
+    """The terminal UI's options, shared by `tui`, `record` and `compare`."""
+    parser.add_argument("--web", action="store_true", help="browse the live web instead of the encyclopedia")
+    parser.add_argument("--n", type=int, default=1, help="ask: episodes to sample (best-of-n)")
+    parser.add_argument("--policy", help="ask: a policy folder (default: the shipped one)")
+    parser.add_argument("--demos", default="demos.jsonl", help="record: demonstrations file to append to "
+                        "(default: demos.jsonl; the unfinished episode is kept beside it in FILE.partial.json)")
+    parser.add_argument("--questions", help="record: JSONL with a \"question\" per line (default: type them)")
+    parser.add_argument("--recorder", default="", help="record: your name, kept with each demonstration")
+    parser.add_argument("--pairs", help="compare: candidates to judge (webqa sample --out, webqa ask --n N --json, "
+                        "or comparisons)")
+    parser.add_argument("--comparisons", default="comparisons.jsonl",
+                        help="compare: comparisons file to append to (default: comparisons.jsonl)")
+    parser.add_argument("--labeller", default="", help="compare: your name, kept with each comparison")
+    parser.add_argument("--seed", type=int, default=0, help="compare: which answer of a pair goes left")
+    parser.set_defaults(run=cmd_tui)
+
+
 # Commands with parsers of their own: `webqa <command> [stage] ...` runs `<module>.main(argv)`.
 # Each training stage is one module with a `main`; add a stage here and it is a `webqa train` choice.
-PASSTHROUGH = {"demos": "webqa.demos"}
-TRAIN_STAGES = {"bc": "webqa.policy.train"}
+PASSTHROUGH = {"demos": "webqa.demos", "sample": "webqa.reward.synthetic"}
+TRAIN_STAGES = {"bc": "webqa.policy.train", "rm": "webqa.reward.train", "iterate": "webqa.reward.iterate",
+                "dagger": "webqa.policy.dagger"}
 
 
 def cmd_passthrough(args: argparse.Namespace) -> None:
@@ -169,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--trajectory", action="store_true", help="with --json, include every observation")
     ask.add_argument("--show-candidates", action="store_true", help="list every sampled answer")
     ask.add_argument("--policy", help="a policy folder (default: the shipped one)")
+    ask.add_argument("--reward", help="with --n > 1: a reward model folder (default: the shipped one)")
     ask.set_defaults(run=cmd_ask)
 
     eval_ = commands.add_parser("eval", help="evaluate the policy against the baselines")
@@ -176,8 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     eval_.add_argument("--out", required=True, help="the report (JSON); per-question results go beside it")
     eval_.add_argument("--n", type=int, default=1, help="episodes per question for the policy")
     eval_.add_argument("--limit", type=int, help="only the first K questions")
-    eval_.add_argument("--systems", help="comma-separated subset of policy,bm25-sentence,rag")
+    eval_.add_argument("--systems", help="comma-separated subset of policy,bm25-sentence,rag, or none")
     eval_.add_argument("--policy", help="a policy folder (default: the shipped one)")
+    eval_.add_argument("--pool", type=int, help="best-of-k: sample N episodes per question once (e.g. 8)")
+    eval_.add_argument("--reward", help="a reward model folder (default: the shipped one)")
     eval_.set_defaults(run=cmd_eval)
 
     search = commands.add_parser("search", help="search the encyclopedia (or the web)")
@@ -205,6 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     demos.add_argument("rest", nargs=argparse.REMAINDER)
     demos.set_defaults(run=cmd_passthrough)
 
+    sample = commands.add_parser("sample", help="sample answer pools and synthetic comparisons "
+                                 "(see webqa sample -- --help)", add_help=False)
+    sample.add_argument("rest", nargs=argparse.REMAINDER)
+    sample.set_defaults(run=cmd_passthrough)
+
     train = commands.add_parser("train", help=f"train a stage ({', '.join(TRAIN_STAGES)}): "
                                 "webqa train bc --demos FILE --out DIR", add_help=False)
     train.add_argument("stage", choices=list(TRAIN_STAGES))
@@ -222,6 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
     qa.add_argument("--seed", type=int, default=0)
     qa.add_argument("--out", default="dev200.jsonl", help="with export: the questions file to write")
     qa.set_defaults(run=cmd_qa)
+
+    tui = commands.add_parser("tui", help="the terminal UI: ask (default), --record or --compare")
+    tui_mode = tui.add_mutually_exclusive_group()
+    tui_mode.add_argument("--record", action="store_true", help="record demonstrations")
+    tui_mode.add_argument("--compare", action="store_true", help="compare answers")
+    _tui_arguments(tui)
+    _tui_arguments(commands.add_parser("record", help="record demonstrations in the terminal UI"))
+    _tui_arguments(commands.add_parser("compare", help="judge pairs of answers in the terminal UI"))
     return parser
 
 
