@@ -38,7 +38,7 @@ def test_an_exact_title_comes_first(corpus):
 def test_results_carry_domain_and_a_query_focused_snippet(corpus):
     result = corpus.search("Danube drainage basin countries", k=1)[0]
     assert result.domain == "en.wikipedia.org"
-    assert "Danube" in result.snippet or "drainage" in result.snippet.lower()
+    assert "drainage basin" in result.snippet and "countries" in result.snippet
 
 
 def test_queries_with_fts_syntax_or_only_stopwords_are_safe(corpus):
