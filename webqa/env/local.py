@@ -168,8 +168,10 @@ class LocalCorpus:
         """
         if first > last:  # a page without paragraphs
             return ""
-        rows = self._query("SELECT text FROM passages WHERE passages MATCH ? AND rowid BETWEEN ? AND ? "
-                           "ORDER BY bm25(passages) LIMIT 1", (" OR ".join(f'"{w}"' for w in words), first, last))
+        rows = []
+        if last > first:  # most pages (leads of vital articles) are one paragraph: nothing to choose
+            rows = self._query("SELECT text FROM passages WHERE passages MATCH ? AND rowid BETWEEN ? AND ? "
+                               "ORDER BY bm25(passages) LIMIT 1", (" OR ".join(f'"{w}"' for w in words), first, last))
         if not rows:
             rows = self._query("SELECT text FROM passages WHERE rowid = ?", (first,))
         return rows[0][0] if rows else ""
