@@ -45,24 +45,25 @@ def record_app(corpus, tmp_path):
                                questions=tmp_path / "questions.jsonl"))
 
 
+async def search_open_and_quote(pilot) -> None:
+    """In record mode: search, open the first result, quote a sentence of it."""
+    await settle(pilot)
+    for text, key in [("Vienna river", "enter"), ("0", "enter"), (QUOTE, "f3")]:
+        await type_text(pilot, text)
+        await pilot.press(key)
+        await settle(pilot)
+
+
 def test_record_browsing(snap_compare, corpus, tmp_path):
     async def run_before(pilot):
-        await settle(pilot)
-        for text, key in [("Vienna river", "enter"), ("0", "enter"), (QUOTE, "f3")]:
-            await type_text(pilot, text)
-            await pilot.press(key)
-            await settle(pilot)
+        await search_open_and_quote(pilot)
 
     assert snap_compare(record_app(corpus, tmp_path), terminal_size=SIZE, run_before=run_before)
 
 
 def test_record_answer_editor(snap_compare, corpus, tmp_path):
     async def run_before(pilot):
-        await settle(pilot)
-        for text, key in [("Vienna river", "enter"), ("0", "enter"), (QUOTE, "f3")]:
-            await type_text(pilot, text)
-            await pilot.press(key)
-            await settle(pilot)
+        await search_open_and_quote(pilot)
         await pilot.press("f6", "a")
         await settle(pilot)
         await type_text(pilot, "The Danube ")
