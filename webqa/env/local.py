@@ -58,7 +58,12 @@ def query_words(text: str, common: frozenset[str] = frozenset()) -> list[str]:
 
 def fts_query(text: str, common: frozenset[str] = frozenset()) -> str:
     """A free-text query as a safe FTS5 expression: its content words, OR-ed."""
-    return " OR ".join(f'"{w}"' for w in query_words(text, common))
+    return match_any(query_words(text, common))
+
+
+def match_any(words: list[str]) -> str:
+    """An FTS5 expression matching any of the words (each quoted, so none is read as syntax)."""
+    return " OR ".join(f'"{w}"' for w in words)
 
 
 def _stem(word: str) -> str:
@@ -140,7 +145,7 @@ class LocalCorpus:
             # The fast path: FTS alone ranks; joining `pages` here would cost as much as the ranking.
             ranked = [row[0] for row in self._query(
                 f"SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY bm25(fts, {TITLE_WEIGHT}, 1.0) LIMIT ?",
-                (fts_query(query, self._common_words), k),
+                (match_any(words), k),
             )]
             # A page whose title is exactly the query comes first, as on Wikipedia.
             exact = self._query("SELECT page_id FROM keys WHERE key = ?", (title_key(query),))
@@ -150,7 +155,7 @@ class LocalCorpus:
             ranked = [row[0] for row in self._query(
                 "SELECT fts.rowid FROM fts JOIN pages p ON p.id = fts.rowid WHERE fts MATCH ? AND p.source = ? "
                 f"ORDER BY p.title = ? COLLATE NOCASE DESC, bm25(fts, {TITLE_WEIGHT}, 1.0), p.id LIMIT ?",
-                (fts_query(query, self._common_words), source, " ".join(query.split()), k),
+                (match_any(words), source, " ".join(query.split()), k),
             )]
         if not ranked:
             return []
@@ -171,7 +176,7 @@ class LocalCorpus:
         rows = []
         if last > first:  # most pages (leads of vital articles) are one paragraph: nothing to choose
             rows = self._query("SELECT text FROM passages WHERE passages MATCH ? AND rowid BETWEEN ? AND ? "
-                               "ORDER BY bm25(passages) LIMIT 1", (" OR ".join(f'"{w}"' for w in words), first, last))
+                               "ORDER BY bm25(passages) LIMIT 1", (match_any(words), first, last))
         if not rows:
             rows = self._query("SELECT text FROM passages WHERE rowid = ?", (first,))
         return rows[0][0] if rows else ""

@@ -135,15 +135,15 @@ def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
     for browser in browsers:
         browser.reset(question)
     while True:
-        live = [b for b in browsers if not b.done]
+        live = [(index, b) for index, b in enumerate(browsers) if not b.done]
         if not live:
             break
-        prompts = [action_example(b.observation(), "")[0] for b in live]
+        prompts = [action_example(b.observation(), "")[0] for _, b in live]
         actions = sampler.sample(prompts, config.max_action_tokens, config.temperature, config.top_p, generator)
-        for browser, action in zip(live, actions):
+        for (index, browser), action in zip(live, actions):
             result = browser.step(action)
             if on_step is not None:
-                on_step(browsers.index(browser), action, result, browser)
+                on_step(index, action, result, browser)
     # WebGPT answers from whatever was quoted, also when the actions ran out.
     answering = [b for b in browsers if b.quotes and b.episode.end in ("Answer", "out of actions")]
     if answering:
