@@ -23,6 +23,7 @@ from webqa.policy.train import (
     main,
     pairs_of,
     read_demos,
+    target_loss,
     train,
 )
 from webqa.types import Demonstration
@@ -189,6 +190,22 @@ def test_training_lowers_the_loss_and_saves_a_loadable_adapter(tiny_base, demo_f
         assert key in written
     assert written["steps"] == 8 and written["resumed_from_step"] == 0
     assert written["examples"]["train"]["rows"] == 15 and written["hardware"].startswith("cpu")
+
+
+def test_target_loss_is_the_models_own_causal_lm_loss(tiny_base, demo_file, tokenizer):
+    model = load_policy(tiny_base, device="cpu")[0]
+    rows, _ = build_rows(tokenizer, pairs_of(read_demos([demo_file])), 128)
+    batch = Collator(tokenizer.pad_token_id)(rows[:4])  # rows of different lengths: padded, ragged targets
+    with torch.no_grad():
+        loss, outputs = target_loss(model, batch)
+        expected = model(**batch).loss
+    targets = int((batch["labels"][:, 1:] != IGNORE).sum())
+    assert torch.allclose(loss, expected, atol=1e-5), (loss, expected)
+    # Logits only at the positions that predict a target token, far fewer than the row length.
+    assert outputs.logits.shape[0] == 4 and outputs.logits.shape[1] < batch["input_ids"].shape[1] / 2
+    assert outputs.logits.shape[1] >= targets / 4
+    with torch.no_grad():  # normalized by a count given from outside (gradient accumulation)
+        assert torch.allclose(target_loss(model, batch, num_items_in_batch=2 * targets)[0], expected / 2, atol=1e-5)
 
 
 def test_training_resumes_from_the_last_checkpoint(tiny_base, demo_file, tmp_path):
