@@ -25,8 +25,9 @@ def reference_lines(model, tokenizer, prompts, max_new_tokens, stop_ids):
                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=None)
     lines = []
     for row in output[:, batch["input_ids"].shape[1]:].tolist():
-        cut = next((i for i, t in enumerate(row) if t in stop_ids), len(row))
-        lines.append(tokenizer.decode(row[:cut], skip_special_tokens=True).strip())
+        cut = next((i + 1 for i, t in enumerate(row) if t in stop_ids), len(row))  # with the stop token:
+        line = tokenizer.decode(row[:cut], skip_special_tokens=True)  # it may hold text before its newline
+        lines.append(line.split("\n")[0].strip())
     return lines
 
 
@@ -63,7 +64,7 @@ def test_lockstep_episodes_run_to_the_end_and_never_crash(tiny, corpus):
     settings = BrowserSettings(window_lines=8, max_actions=4)
     browsers = [Browser(corpus, BrowserSettings(**vars(settings))) for _ in range(3)]
     episodes = run_episodes(sampler, browsers, "Which river flows through Vienna?",
-                            SamplingConfig(temperature=1.0, max_action_tokens=8, seed=0))
+                            SamplingConfig(temperature=1.0, max_action_tokens=8, seed=0, constrained=False))
     assert len(episodes) == 3
     for episode in episodes:
         assert 1 <= len(episode.steps) <= 4 and episode.end is not None

@@ -129,6 +129,11 @@ class Browser:
         return list(self._state.quotes)
 
     @property
+    def can_go_back(self) -> bool:
+        """Whether `Back` has a page to return to."""
+        return len(self._state.history) >= 2
+
+    @property
     def actions_left(self) -> int:
         return self._state.actions_left
 
@@ -190,22 +195,17 @@ class Browser:
 
     def _do_find(self, command: Command) -> str | None:
         view = self._view()
-        needle = " ".join(command.arg.lower().split())
-        lines = [line.lower() for line in view.page.plain_lines]
-        order = list(range(view.cursor + 1, len(lines))) + list(range(0, view.cursor + 1))
-        for index in order:
-            # A match may straddle a line break, so also look at each line joined with the next.
-            straddles = (index + 1 < len(lines) and needle not in lines[index + 1]
-                         and needle in f"{lines[index]} {lines[index + 1]}")
-            if needle in lines[index] or straddles:
-                view.cursor = index
-                return None
-        return f"{command.arg!r} was not found on this page"
+        hits = matching_lines(view.page.plain_lines, command.arg)
+        if not hits:
+            return f"{command.arg!r} was not found on this page"
+        below = [line for line in hits if line > view.cursor]
+        view.cursor = below[0] if below else hits[0]  # the next match, wrapping around to the top
+        return None
 
     def _do_quote(self, command: Command) -> None:
         view = self._view()
         state, settings = self._state, self.settings
-        text = _find_quote(strip_markup(command.arg), " ".join(view.page.plain_lines))
+        text = find_quote(strip_markup(command.arg), " ".join(view.page.plain_lines))
         if text is None:
             raise InvalidCommand("that text is not on the current page; quote it exactly as shown "
                                  f"(or as <start>{QUOTE_SEPARATOR}<end>)")
@@ -242,7 +242,7 @@ class Browser:
         return None
 
     def _do_back(self, command: Command) -> None:
-        if len(self._state.history) < 2:
+        if not self.can_go_back:
             raise InvalidCommand("there is no previous page to go back to")
         self._state.history.pop()
 
@@ -253,7 +253,16 @@ class Browser:
         self._state.done, self._state.end = True, command.arg
 
 
-def _normalize_with_map(text: str) -> tuple[str, list[int]]:
+def matching_lines(plain_lines: list[str], needle: str) -> list[int]:
+    """The lines where `Find in page: needle` can stop: case-insensitive, and a match may straddle a line break."""
+    needle = " ".join(needle.lower().split())
+    lines = [line.lower() for line in plain_lines]
+    return [i for i in range(len(lines))
+            if needle in lines[i] or (i + 1 < len(lines) and needle not in lines[i + 1]
+                                      and needle in f"{lines[i]} {lines[i + 1]}")]
+
+
+def normalize_with_map(text: str) -> tuple[str, list[int]]:
     """Lowercase `text` and collapse whitespace, remembering where each character came from."""
     out: list[str] = []
     where: list[int] = []
@@ -267,12 +276,12 @@ def _normalize_with_map(text: str) -> tuple[str, list[int]]:
     return "".join(out), where
 
 
-def _find_quote(quote: str, page_text: str) -> str | None:
+def find_quote(quote: str, page_text: str) -> str | None:
     """The passage of `page_text` that `quote` names (full text or `start━end`), in the page's own words."""
-    haystack, where = _normalize_with_map(page_text)
+    haystack, where = normalize_with_map(page_text)
     if QUOTE_SEPARATOR in quote:
         start_text, _, end_text = quote.partition(QUOTE_SEPARATOR)
-        start, end = _normalize_with_map(start_text)[0].strip(), _normalize_with_map(end_text)[0].strip()
+        start, end = normalize_with_map(start_text)[0].strip(), normalize_with_map(end_text)[0].strip()
         if not start or not end:
             return None
         begin = haystack.find(start)
@@ -283,7 +292,7 @@ def _find_quote(quote: str, page_text: str) -> str | None:
             return None
         finish += len(end)
     else:
-        needle = _normalize_with_map(quote)[0].strip()
+        needle = normalize_with_map(quote)[0].strip()
         if not needle:
             return None
         begin = haystack.find(needle)

@@ -46,7 +46,7 @@ from tqdm import tqdm
 
 from webqa.demos import append_demonstration, mixed_questions, read_demonstrations, repair
 from webqa.env.backend import Backend
-from webqa.env.browser import Browser, BrowserSettings, _find_quote
+from webqa.env.browser import Browser, BrowserSettings, find_quote
 from webqa.env.commands import InvalidCommand, parse
 from webqa.env.local import fts_query
 from webqa.env.render import strip_markup
@@ -213,8 +213,8 @@ def same_action(action: str, right: str, browser: Browser) -> bool:
         return set(fts_query(mine.arg).split(" OR ")) == set(fts_query(theirs.arg).split(" OR "))
     if mine.kind == "quote" and browser.page is not None:
         text = " ".join(browser.page.plain_lines)
-        quoted = _find_quote(strip_markup(mine.arg), text)
-        return quoted is not None and quoted == _find_quote(strip_markup(theirs.arg), text)
+        quoted = find_quote(strip_markup(mine.arg), text)
+        return quoted is not None and quoted == find_quote(strip_markup(theirs.arg), text)
     return " ".join(mine.arg.lower().split()) == " ".join(theirs.arg.lower().split())
 
 

@@ -10,7 +10,7 @@ import bisect
 import random
 import re
 
-from webqa.env.browser import QUOTE_SEPARATOR, BrowserSettings, _find_quote
+from webqa.env.browser import QUOTE_SEPARATOR, BrowserSettings, find_quote, matching_lines
 from webqa.env.render import Page
 
 SHORT_QUOTE_WORDS = 16  # quote longer passages as `first words━last words`
@@ -30,7 +30,7 @@ def plan_moves(page: Page, cursor: int, first: int, last: int, settings: Browser
         return None
     goal = range(max(0, last - window + 1), first + 1)
     bottom = max(0, len(page.lines) - window)
-    hits = {f"Find in page: {n}": h for n in needles if (h := _hits(page, n))}
+    hits = {f"Find in page: {n}": h for n in needles if (h := matching_lines(page.plain_lines, n))}
 
     def moves(at: int) -> list[tuple[str, int]]:
         out = []
@@ -66,15 +66,6 @@ def plan_moves(page: Page, cursor: int, first: int, last: int, settings: Browser
     return None
 
 
-def _hits(page: Page, needle: str) -> list[int]:
-    """Lines where `Find in page: needle` can stop, as the browser matches them (a match may straddle lines)."""
-    needle = " ".join(needle.lower().split())
-    lines = [line.lower() for line in page.plain_lines]
-    return [i for i in range(len(lines))
-            if needle in lines[i] or (i + 1 < len(lines) and needle not in lines[i + 1]
-                                      and needle in f"{lines[i]} {lines[i + 1]}")]
-
-
 def link_lines(page: Page) -> dict[int, int]:
     """The line each numbered link appears on."""
     found: dict[int, int] = {}
@@ -90,6 +81,6 @@ def quote_action(text: str, page_text: str) -> str:
     if len(words) > SHORT_QUOTE_WORDS:
         for n in range(4, len(words) // 2):
             short = f"{' '.join(words[:n])}{QUOTE_SEPARATOR}{' '.join(words[-n:])}"
-            if _find_quote(short, page_text) == text:
+            if find_quote(short, page_text) == text:
                 return f"Quote: {short}"
     return f"Quote: {text}"

@@ -6,12 +6,18 @@
 Every step, the live episodes' observations go through the model as one
 batch: one prefill, then token-by-token decoding with a KV cache until each
 row ends its line. Identical prompts (all episodes start from the same
-observation) are prefilled once and their cache is shared. Unparseable output
-is simply passed to the browser, which counts it as an invalid action.
+observation) are prefilled once and their cache is shared.
+
+By default each line is constrained (`webqa.policy.constraints`): the sampler
+draws only among the likeliest tokens that keep the line a command the browser
+would accept, or an answer whose citations name collected quotes. With
+`SamplingConfig(constrained=False)` the model writes freely, and unparseable
+output is passed to the browser, which counts it as an invalid action.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 
 from webqa.env.browser import Browser
+from webqa.policy.constraints import AnswerGrammar, LineGrammar, action_grammar
 from webqa.policy.prompts import action_example, answer_example
 from webqa.types import Episode, StepResult
 
@@ -37,6 +44,7 @@ class SamplingConfig:
     max_action_tokens: int = 48
     max_answer_tokens: int = 96
     seed: int | None = None
+    constrained: bool = True  # sample only tokens that keep the line valid (see webqa.policy.constraints)
 
 
 @dataclass
@@ -56,6 +64,8 @@ class Sampler:
     model: torch.nn.Module
     tokenizer: object
     stats: SamplerStats = field(default_factory=SamplerStats)
+    # Constrained sampling checks the likeliest tokens first, then more, then (None) the whole vocabulary.
+    candidates: tuple[int | None, ...] = (32, 1024, None)
 
     def __post_init__(self):
         self.device = next(self.model.parameters()).device
@@ -64,11 +74,20 @@ class Sampler:
         newline_ids = [i for i, token in enumerate(vocab) if token and ("\n" in token or "Ċ" in token)]
         stop = set(newline_ids) | {self.tokenizer.eos_token_id}
         self.stop_ids = torch.tensor(sorted(i for i in stop if i is not None), device=self.device)
+        self._stop = set(self.stop_ids.tolist())
+        self._texts: list[str] | None = None  # each token's text, for the grammars
+        self._bytes: list[bytes] | None = None  # each token's bytes, for characters split across tokens
+
+    def _token_texts(self) -> list[str]:
+        if self._texts is None:
+            self._texts = [self.tokenizer.decode([i]) for i in range(len(self.tokenizer))]
+        return self._texts
 
     @torch.no_grad()
     def sample(self, prompts: list[str], max_new_tokens: int, temperature: float = 0.7, top_p: float = 0.95,
-               generator: torch.Generator | None = None) -> list[str]:
-        """One line of text for each prompt."""
+               generator: torch.Generator | None = None,
+               grammars: list[LineGrammar | None] | None = None) -> list[str]:
+        """One line of text for each prompt; where `grammars[i]` is given, a line it allows."""
         unique = list(dict.fromkeys(prompts))
         encoded = self.tokenizer(unique, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         mask = encoded["attention_mask"]
@@ -89,10 +108,13 @@ class Sampler:
         live = list(range(len(prompts)))  # which prompt each batch row belongs to
         start = time.perf_counter()
         for _ in range(max_new_tokens):
-            tokens = _pick(logits.float(), temperature, top_p, generator)
+            logits = logits.float()
+            if grammars is not None:
+                logits = self._constrain(logits, [grammars[i] for i in live], [outputs[i] for i in live])
+            tokens = _pick(logits, temperature, top_p, generator)
             finished = torch.isin(tokens, self.stop_ids)
             for row, token in enumerate(tokens.tolist()):
-                if not finished[row]:
+                if token != self.tokenizer.eos_token_id:  # a newline token may carry text before its newline
                     outputs[live[row]].append(token)
             self.stats.decode_tokens += len(live)
             keep = (~finished).nonzero().flatten()
@@ -107,7 +129,79 @@ class Sampler:
                              past_key_values=cache, use_cache=True)
             logits, next_position = out.logits[:, -1], next_position + 1
         self.stats.decode_seconds += time.perf_counter() - start
-        return [self.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in outputs]
+        return [self._line(ids) for ids in outputs]
+
+    def _line(self, ids: list[int]) -> str:
+        # Cut at the line's end, and drop a character left unfinished when the tokens ran out.
+        return self.tokenizer.decode(ids, skip_special_tokens=True).split("\n")[0].rstrip("\ufffd").strip()
+
+    def _constrain(self, logits: torch.Tensor, grammars: list[LineGrammar | None], outputs: list[list[int]]):
+        """`logits` with -inf for every token after which a row's grammar would not allow its line.
+
+        The likeliest tokens are checked first (`candidates`); when no token at all fits (the
+        grammar has no way on), the row's line ends as it is, and the browser says what is wrong.
+        """
+        texts = self._token_texts()
+        masked = logits.clone()
+        for row, grammar in enumerate(grammars):
+            if grammar is None:
+                continue
+            so_far = self.tokenizer.decode(outputs[row], skip_special_tokens=True)
+            allowed: list[int] = []
+            for count in self.candidates:
+                count = logits.shape[-1] if count is None else min(count, logits.shape[-1])
+                ranked = logits[row].topk(count).indices.tolist()
+                allowed = [t for t in ranked if self._fits(grammar, so_far, outputs[row], t, texts[t])]
+                if allowed:
+                    break
+            keep = torch.tensor(allowed or [self.tokenizer.eos_token_id], device=logits.device)
+            masked[row] = float("-inf")
+            masked[row, keep] = logits[row, keep]
+        return masked
+
+    def _fits(self, grammar: LineGrammar, so_far: str, ids: list[int], token: int, piece: str) -> bool:
+        """Whether the line stays valid with `token` next (a stop token: whether it may end here)."""
+        if token in self._stop:
+            return not so_far.endswith("\ufffd") and grammar.complete(so_far + piece.split("\n")[0])
+        if "\ufffd" in piece or so_far.endswith("\ufffd"):  # inside a character several tokens long
+            return self._fits_bytes(grammar, ids + [token])
+        return grammar.allows(so_far + piece)
+
+    def _fits_bytes(self, grammar: LineGrammar, ids: list[int]) -> bool:
+        """`_fits` at the byte level, for a line that ends inside a character or finishes one."""
+        raw = b"".join(self._token_bytes()[i] for i in ids)
+        try:
+            return grammar.allows(raw.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            if error.reason != "unexpected end of data":
+                return False  # bytes that can never make a character
+            stem, pending = raw[: error.start].decode("utf-8"), raw[error.start :]
+            wide = grammar.wide_characters()
+            if wide is None:
+                return grammar.allows(stem)
+            return any(char.encode("utf-8").startswith(pending) and grammar.allows(stem + char) for char in wide)
+
+    def _token_bytes(self) -> list[bytes]:
+        """The bytes each token stands for (byte-level BPE, or SentencePiece with byte tokens)."""
+        if self._bytes is None:
+            byte_of = {char: byte for byte, char in byte_level_alphabet().items()}
+            self._bytes = []
+            for token in self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer)))):
+                token = token or ""
+                if (match := re.fullmatch(r"<0x([0-9A-Fa-f]{2})>", token)) is not None:
+                    self._bytes.append(bytes([int(match.group(1), 16)]))
+                elif all(char in byte_of for char in token):
+                    self._bytes.append(bytes(byte_of[char] for char in token))
+                else:
+                    self._bytes.append(token.replace("\u2581", " ").encode("utf-8"))
+        return self._bytes
+
+
+def byte_level_alphabet() -> dict[int, str]:
+    """The printable character that byte-level BPE (GPT-2, SmolLM2) writes for each byte."""
+    kept = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAC + 1), *range(0xAE, 0xFF + 1)]
+    shifted = [b for b in range(256) if b not in kept]  # the rest move past 255, in order
+    return {b: chr(b) for b in kept} | {b: chr(256 + n) for n, b in enumerate(shifted)}
 
 
 def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -139,7 +233,9 @@ def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
         if not live:
             break
         prompts = [action_example(b.observation(), "")[0] for _, b in live]
-        actions = sampler.sample(prompts, config.max_action_tokens, config.temperature, config.top_p, generator)
+        grammars = [action_grammar(b) for _, b in live] if config.constrained else None
+        actions = sampler.sample(prompts, config.max_action_tokens, config.temperature, config.top_p, generator,
+                                 grammars)
         for (index, browser), action in zip(live, actions):
             result = browser.step(action)
             if on_step is not None:
@@ -148,7 +244,9 @@ def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
     answering = [b for b in browsers if b.quotes and b.episode.end in ("Answer", "out of actions")]
     if answering:
         prompts = [answer_example(question, b.quotes, "")[0] for b in answering]
-        answers = sampler.sample(prompts, config.max_answer_tokens, config.temperature, config.top_p, generator)
+        grammars = [AnswerGrammar(len(b.quotes)) for b in answering] if config.constrained else None
+        answers = sampler.sample(prompts, config.max_answer_tokens, config.temperature, config.top_p, generator,
+                                 grammars)
         for browser, text in zip(answering, answers):
             browser.episode.answer = text
     return [b.episode for b in browsers]

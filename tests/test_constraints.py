@@ -1,0 +1,175 @@
+"""Constrained sampling: the grammars agree with the real browser, and the sampler obeys them."""
+
+import pytest
+import torch
+
+from tests.tiny import tiny_policy_folder
+from webqa.env import Browser, BrowserSettings
+from webqa.policy.constraints import ActionGrammar, AnswerGrammar, action_grammar
+from webqa.policy.model import load_model
+from webqa.policy.rollout import Sampler, SamplingConfig, run_episodes
+
+
+@pytest.fixture()
+def article(corpus):
+    """A browser on the Danube article, after a search."""
+    browser = Browser(corpus, BrowserSettings(window_lines=8, max_actions=20))
+    browser.reset("Which river flows through Vienna?")
+    assert browser.step("Search Danube").error is None
+    assert browser.step("Clicked on link 0").error is None
+    assert browser.page.title == "Danube"
+    return browser
+
+
+def window_words(browser, start, count):
+    lines = browser.page.plain_lines[browser.cursor : browser.cursor + browser.settings.window_lines]
+    return " ".join(" ".join(lines).split()[start : start + count])
+
+
+def accepted(browser, action):
+    """Whether the browser takes `action` without an error (the browser is left as it was)."""
+    saved = browser.checkpoint()
+    error = browser.step(action).error
+    browser.restore(saved)
+    return error is None
+
+
+def test_before_any_search_only_search_and_giving_up_are_allowed(corpus):
+    browser = Browser(corpus)
+    browser.reset("Who wrote Hamlet?")
+    grammar = action_grammar(browser)
+    assert grammar.allows("Sea") and grammar.allows("Search Hamlet author")
+    assert grammar.complete("Search Hamlet") and not grammar.complete("Search ")
+    assert grammar.complete("End: Nonsense") and not grammar.allows("End: Answer")  # no quotes yet
+    for action in ("Clicked on link 0", "Quote: Hamlet", "Find in page: Hamlet", "Back", "Scrolled down 1", "Top"):
+        assert not grammar.allows(action), action
+
+
+def test_every_whole_command_the_grammar_offers_is_accepted_by_the_browser(article):
+    for browser_state in ("article", "results"):
+        if browser_state == "results":
+            assert article.step("Back").error is None
+        grammar = action_grammar(article)
+        assert grammar.fixed
+        for action in grammar.fixed:
+            assert grammar.complete(action)
+            assert accepted(article, action), (browser_state, action)
+
+
+def test_links_must_be_on_the_screen_and_exist(article):
+    article.step("Back")
+    grammar = action_grammar(article)
+    assert grammar.complete("Clicked on link 0")
+    assert not grammar.allows(f"Clicked on link {len(article.page.links) + 5}")
+    assert not grammar.allows("Quote: Danube")  # a results page has no passages to quote
+
+
+def test_quotes_must_be_words_on_the_screen(article):
+    grammar = action_grammar(article)
+    quote = window_words(article, 2, 8)
+    assert grammar.allows("Quote: " + quote[:10]) and grammar.complete("Quote: " + quote)
+    assert accepted(article, "Quote: " + quote)
+    assert not grammar.allows("Quote: " + quote + " zzzqx")  # a word that is not there
+    assert not grammar.complete("Quote: " + quote[:-2])  # stops inside a word
+    assert not grammar.complete("Quote: " + window_words(article, 2, 2))  # too short
+    # The short form: first words, the separator, then words found after them.
+    short = f"{window_words(article, 2, 4)}━{window_words(article, 12, 3)}"
+    assert grammar.allows("Quote: " + short) and grammar.complete("Quote: " + short)
+    assert accepted(article, "Quote: " + short)
+    assert not grammar.allows(f"Quote: {window_words(article, 12, 3)}━{window_words(article, 2, 4)}")  # end first
+
+
+def test_a_passage_is_quoted_once_and_quotes_stop_when_full(article):
+    quote = window_words(article, 2, 8)
+    assert article.step("Quote: " + quote).error is None
+    grammar = action_grammar(article)
+    assert not grammar.complete("Quote: " + quote)
+    assert grammar.complete("End: Answer")
+    article.settings.max_quotes = 1
+    assert not action_grammar(article).allows("Quote: " + window_words(article, 10, 1))
+
+
+def test_find_in_page_needs_text_that_is_on_the_page(article):
+    grammar = action_grammar(article)
+    word = article.page.plain_lines[-1].split()[-1].strip(".,;")  # far below the window
+    assert grammar.complete(f"Find in page: {word}") and accepted(article, f"Find in page: {word}")
+    assert not grammar.allows("Find in page: qqzzxv")
+
+
+def test_a_command_repeated_twice_in_a_row_is_not_offered_a_third_time(article):
+    word = article.page.plain_lines[-1].split()[-1].strip(".,;")
+    find = f"Find in page: {word}"
+    assert article.step(find).error is None
+    assert action_grammar(article).complete(find)  # once: fine
+    assert article.step(find).error is None
+    grammar = action_grammar(article)
+    assert not grammar.complete(find) and grammar.complete(f"Find in page: {word[:-1]}")
+    assert article.step("Scrolled up 1").error is None
+    assert action_grammar(article).complete(find)  # something else came between
+    once = action_grammar(article, max_repeats=1)  # no command twice in a row
+    assert not once.complete("Scrolled up 1") and once.complete("Back") and once.complete(find)
+
+
+def test_answer_citations_must_name_collected_quotes():
+    two = AnswerGrammar(2)
+    assert two.complete("Vienna lies on the Danube [1][2].")
+    assert two.allows("Vienna lies on the Danube [") and two.allows("It is 1985 [2")
+    assert not two.complete("Vienna lies on the Danube [1")  # open bracket
+    assert not two.complete("Vienna lies on the Danube.")  # no citation
+    for bad in ("Vienna [3]", "Vienna [0", "Vienna [1a", "Vienna ]"):
+        assert not two.allows(bad), bad
+    assert AnswerGrammar(12).allows("Vienna [1") and AnswerGrammar(12).complete("Vienna [12].")
+
+
+@pytest.fixture(scope="module")
+def tiny_sampler(corpus, tmp_path_factory):
+    texts = [corpus.plain_text(t) for t in ["Danube", "Vienna", "Istanbul", "Albert Einstein"]]
+    folder = tiny_policy_folder(tmp_path_factory.mktemp("tiny-policy"), texts)
+    return Sampler(*load_model(str(folder), device="cpu"))
+
+
+class OneOf:
+    """A grammar of a few whole lines."""
+
+    def __init__(self, options):
+        self.options = options
+
+    def allows(self, text):
+        return any(option.startswith(text) for option in self.options)
+
+    def complete(self, text):
+        return text in self.options
+
+    def wide_characters(self):
+        return {char for option in self.options for char in option if ord(char) > 127}
+
+
+def test_a_random_model_writes_only_what_the_grammar_allows(tiny_sampler):
+    options = ["Clicked on link 3", "Clicked on link 12", "Back", "Scrolled down 2", "Quote: a━b"]
+    grammar = OneOf(options)
+    lines = tiny_sampler.sample(["Vienna"] * 6, 24, 1.0, 1.0, torch.Generator().manual_seed(0), [grammar] * 6)
+    assert all(line in options for line in lines), lines
+    free = tiny_sampler.sample(["Vienna"] * 6, 24, 1.0, 1.0, torch.Generator().manual_seed(0))
+    assert not all(line in options for line in free)  # without the grammar it writes anything
+    searches = tiny_sampler.sample(["Vienna"] * 6, 16, 1.0, 1.0, torch.Generator().manual_seed(0),
+                                   [ActionGrammar(fixed=[])] * 6)  # only Search is possible
+    assert all(line.startswith("Search ") and line.isprintable() and "\ufffd" not in line for line in searches)
+
+
+def test_constrained_answers_cite_only_collected_quotes(tiny_sampler):
+    lines = tiny_sampler.sample(["Vienna"] * 6, 40, 1.0, 1.0, torch.Generator().manual_seed(1), [AnswerGrammar(2)] * 6)
+    for line in lines:
+        assert AnswerGrammar(2).allows(line), line
+
+
+def test_constrained_episodes_take_far_fewer_invalid_actions(tiny_sampler, corpus):
+    def errors(constrained):
+        browsers = [Browser(corpus, BrowserSettings(window_lines=8, max_actions=6)) for _ in range(3)]
+        config = SamplingConfig(temperature=1.0, max_action_tokens=48, seed=0, constrained=constrained)
+        episodes = run_episodes(tiny_sampler, browsers, "Which river flows through Vienna?", config)
+        steps = [step for episode in episodes for step in episode.steps]
+        return sum(step.error is not None for step in steps) / len(steps)
+
+    free, constrained = errors(False), errors(True)
+    assert free > 0.5  # a random model writes garbage
+    assert constrained < free / 2, (free, constrained)

@@ -1,0 +1,207 @@
+"""What the policy may write next: grammars for constrained sampling.
+
+A small model often writes a command that is almost right: a link number the
+page does not have, a quote with one word changed, a citation `[3]` when it
+collected two quotes. The sampler therefore asks a grammar, token by token,
+whether the line written so far can still become a valid line, and samples only
+among the tokens that keep it so (see `Sampler.sample`). The model still
+chooses; the grammar only removes the choices the browser would refuse.
+
+    grammar = action_grammar(browser)     # for the next browsing command
+    grammar.allows("Clicked on link 1")   # True if link 1 is in view
+    grammar.complete("Quote: The Danube") # True if those words are on the screen
+
+The grammars read the browser's public state and never change it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Protocol
+
+from webqa.env.answering import CITATION
+from webqa.env.browser import QUOTE_SEPARATOR, Browser, find_quote, matching_lines, normalize_with_map
+from webqa.env.commands import END_REASONS
+from webqa.env.render import strip_markup
+
+SEARCH, FIND, QUOTE = "Search ", "Find in page: ", "Quote: "
+MIN_QUOTE_WORDS = 3  # shorter quotes say too little to support an answer
+MAX_REPEATS = 2  # the most times in a row the same command may be given
+
+
+class LineGrammar(Protocol):
+    """Which lines of text are valid; both methods take the text written so far."""
+
+    def allows(self, text: str) -> bool:
+        """Whether `text` is a valid line or can still grow into one."""
+
+    def complete(self, text: str) -> bool:
+        """Whether `text`, ended here, is a valid line."""
+
+    def wide_characters(self) -> set[str] | None:
+        """The characters beyond ASCII a line may hold (None: any), for tokens that end inside one."""
+
+
+def _normalized(text: str) -> str:
+    return normalize_with_map(text)[0]
+
+
+def _readable(text: str) -> bool:
+    """No control characters, and no broken ones (U+FFFD stands for bytes that made no character)."""
+    return text.isprintable() and "\ufffd" not in text
+
+
+def _prefix_of_any(text: str, lines) -> bool:
+    return any(line.startswith(text) for line in lines)
+
+
+@dataclass
+class ActionGrammar:
+    """The commands the browser would accept in its current state, in the demonstrations' spelling."""
+
+    fixed: list[str]  # whole commands: links in view, scrolls that move, Back, Top, End: ...
+    page_lines: list[str] = field(default_factory=list)  # plain text of the whole page (Find in page)
+    window_text: str = ""  # plain text on the screen (Quote)
+    quoted: set[str] = field(default_factory=set)  # passages already quoted from this page
+    quote_room: int = 0  # characters of quotes left; 0 when no more quotes are allowed
+    banned: str | None = None  # a command just repeated as often as allowed in a row
+
+    def allows(self, text: str) -> bool:
+        text = text.lstrip()
+        if _prefix_of_any(text, self.fixed) or _prefix_of_any(text, self._free_forms):
+            return True
+        if text.startswith(SEARCH):
+            return _readable(text)
+        if text.startswith(FIND):
+            return bool(self.page_lines) and _normalized(text[len(FIND):].lstrip()) in self._page_normalized
+        if text.startswith(QUOTE):
+            return self.quote_room > 0 and self._quote_prefix_ok(text[len(QUOTE):].lstrip())
+        return False
+
+    def complete(self, text: str) -> bool:
+        text = text.strip()
+        if text == self.banned:
+            return False
+        if text in self.fixed:
+            return True
+        if text.startswith(SEARCH):
+            return bool(text[len(SEARCH):].strip()) and _readable(text)
+        if text.startswith(FIND):
+            needle = text[len(FIND):].strip()
+            return bool(needle) and bool(matching_lines(self.page_lines, needle))
+        if text.startswith(QUOTE):
+            return self._quote_ok(text[len(QUOTE):].strip())
+        return False
+
+    @property
+    def _free_forms(self) -> list[str]:
+        """The commands followed by free text, those that can be used here."""
+        return [SEARCH] + [FIND] * bool(self.page_lines) + [QUOTE] * (self.quote_room > 0)
+
+    # --- quotes ----------------------------------------------------------------
+
+    def wide_characters(self) -> set[str]:
+        return self._wide
+
+    @cached_property
+    def _wide(self) -> set[str]:
+        text = " ".join(self.page_lines) + QUOTE_SEPARATOR + "".join(self.fixed)
+        return {char for char in text if ord(char) > 127}
+
+    @cached_property
+    def _page_normalized(self) -> str:
+        return _normalized(" ".join(self.page_lines))
+
+    @cached_property
+    def _window_normalized(self) -> str:
+        return _normalized(self.window_text)
+
+    def _quote_prefix_ok(self, quote: str) -> bool:
+        """The start of a quote: words on the screen, or `start━` and the start of an end found after it."""
+        haystack = self._window_normalized
+        start, separator, end = quote.partition(QUOTE_SEPARATOR)
+        start = _normalized(strip_markup(start))
+        if not separator:
+            return start.lstrip() in haystack
+        start = start.strip()
+        begin = haystack.find(start)
+        if not start or begin < 0:
+            return False
+        return _normalized(end).lstrip() in haystack[begin + len(start):]
+
+    def _quote_ok(self, quote: str) -> bool:
+        """A whole quote: on the screen, ending at a word's end, long enough, new, and within the room left."""
+        passage = find_quote(strip_markup(quote), self.window_text)
+        if passage is None or len(passage.split()) < MIN_QUOTE_WORDS:
+            return False
+        end = self.window_text.find(passage) + len(passage)
+        cuts_a_word = end < len(self.window_text) and self.window_text[end].isalnum() and passage[-1].isalnum()
+        return not cuts_a_word and passage not in self.quoted and len(passage) <= self.quote_room
+
+
+def action_grammar(browser: Browser, max_repeats: int = MAX_REPEATS) -> ActionGrammar:
+    """The grammar of the next command in `browser`'s current state.
+
+    A command already given `max_repeats` times in a row is left out: greedy decoding
+    otherwise can loop on one command (`Find in page: X`, again and again) until the
+    actions run out, since each repeat changes the observation very little.
+    """
+    settings, page, cursor = browser.settings, browser.page, browser.cursor
+    recent = browser.episode.actions[-max_repeats:]
+    banned = recent[0].strip() if len(recent) == max_repeats and len(set(recent)) == 1 else None
+    fixed = [f"End: {reason}" for reason in END_REASONS if reason != "Answer" or browser.quotes]
+    if page is None:
+        return ActionGrammar([a for a in fixed if a != banned], banned=banned)
+    window = range(cursor, min(cursor + settings.window_lines, len(page.lines)))
+    in_view = {int(m) for i in window for m in re.findall(r"【(\d+)†", page.lines[i])}
+    fixed += [f"Clicked on link {link}" for link in sorted(in_view) if link < len(page.links)]
+    if cursor + settings.window_lines < len(page.lines):
+        fixed += [f"Scrolled down {n}" for n in (1, 2, 3)]
+    if cursor > 0:
+        fixed += [f"Scrolled up {n}" for n in (1, 2, 3)] + ["Top"]
+    if browser.can_go_back:
+        fixed.append("Back")
+    quotes = browser.quotes
+    used = sum(len(q.text) for q in quotes)
+    room = settings.max_quote_chars - used if len(quotes) < settings.max_quotes else 0
+    return ActionGrammar(
+        fixed=[action for action in fixed if action != banned],
+        banned=banned,
+        page_lines=list(page.plain_lines),
+        window_text=" ".join(page.plain_lines[i] for i in window),
+        quoted={q.text for q in quotes if q.url == page.url},
+        quote_room=room if not page.url.startswith("search:") else 0,  # a results page holds no passages
+    )
+
+
+@dataclass
+class AnswerGrammar:
+    """An answer whose every `[n]` names one of the `quotes` collected, with at least one citation."""
+
+    quotes: int
+
+    def allows(self, text: str) -> bool:
+        opened = text.rfind("[")
+        closed = text.rfind("]")
+        body = text[:opened] if opened > closed else text
+        if not self._citations_ok(body):
+            return False
+        if opened > closed:  # a citation being written: digits that can still name a quote
+            digits = text[opened + 1:]
+            return digits == "" or (digits.isdigit() and not digits.startswith("0")
+                                    and any(str(n).startswith(digits) for n in range(1, self.quotes + 1)))
+        return True
+
+    def complete(self, text: str) -> bool:
+        return self.allows(text) and text.rfind("[") <= text.rfind("]") and bool(CITATION.search(text))
+
+    def wide_characters(self) -> None:
+        return None  # an answer may hold any character
+
+    def _citations_ok(self, text: str) -> bool:
+        """Every bracket in `text` is a citation of a collected quote."""
+        if text.count("[") != text.count("]") or len(CITATION.findall(text)) != text.count("["):
+            return False
+        return all(1 <= int(n) <= self.quotes for n in CITATION.findall(text))
