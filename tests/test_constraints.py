@@ -110,6 +110,16 @@ def test_a_command_repeated_twice_in_a_row_is_not_offered_a_third_time(article):
     assert not once.complete("Scrolled up 1") and once.complete("Back") and once.complete(find)
 
 
+def test_a_kind_of_command_is_given_at_most_four_times_in_a_row(article):
+    words = [w.strip(".,;()") for w in " ".join(article.page.plain_lines).split() if len(w) > 6][:4]
+    for word in words:
+        assert action_grammar(article).complete(f"Find in page: {word}")
+        assert article.step(f"Find in page: {word}").error is None
+    grammar = action_grammar(article)
+    assert not grammar.allows("Find in page: ") and not grammar.complete(f"Find in page: {words[0]}")
+    assert grammar.complete("Search Danube") and grammar.complete("End: Nonsense")
+
+
 def test_answer_citations_must_name_collected_quotes():
     two = AnswerGrammar(2)
     assert two.complete("Vienna lies on the Danube [1][2].")

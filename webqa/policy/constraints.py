@@ -29,6 +29,8 @@ from webqa.env.render import strip_markup
 SEARCH, FIND, QUOTE = "Search ", "Find in page: ", "Quote: "
 MIN_QUOTE_WORDS = 3  # shorter quotes say too little to support an answer
 MAX_REPEATS = 2  # the most times in a row the same command may be given
+MAX_RUN = 4  # the most commands of one kind (Find, Scroll down, ...) in a row
+KINDS = (SEARCH, FIND, QUOTE, "Clicked on link ", "Scrolled down ", "Scrolled up ", "Top", "Back", "End: ")
 
 
 class LineGrammar(Protocol):
@@ -62,6 +64,7 @@ class ActionGrammar:
     """The commands the browser would accept in its current state, in the demonstrations' spelling."""
 
     fixed: list[str]  # whole commands: links in view, scrolls that move, Back, Top, End: ...
+    free: list[str] = field(default_factory=lambda: [SEARCH])  # commands followed by free text, usable here
     page_lines: list[str] = field(default_factory=list)  # plain text of the whole page (Find in page)
     window_text: str = ""  # plain text on the screen (Quote)
     quoted: set[str] = field(default_factory=set)  # passages already quoted from this page
@@ -70,14 +73,15 @@ class ActionGrammar:
 
     def allows(self, text: str) -> bool:
         text = text.lstrip()
-        if _prefix_of_any(text, self.fixed) or _prefix_of_any(text, self._free_forms):
+        if _prefix_of_any(text, self.fixed) or _prefix_of_any(text, self.free):
             return True
-        if text.startswith(SEARCH):
+        form = next((form for form in self.free if text.startswith(form)), None)
+        if form == SEARCH:
             return _readable(text)
-        if text.startswith(FIND):
-            return bool(self.page_lines) and _normalized(text[len(FIND):].lstrip()) in self._page_normalized
-        if text.startswith(QUOTE):
-            return self.quote_room > 0 and self._quote_prefix_ok(text[len(QUOTE):].lstrip())
+        if form == FIND:
+            return _normalized(text[len(FIND):].lstrip()) in self._page_normalized
+        if form == QUOTE:
+            return self._quote_prefix_ok(text[len(QUOTE):].lstrip())
         return False
 
     def complete(self, text: str) -> bool:
@@ -86,19 +90,15 @@ class ActionGrammar:
             return False
         if text in self.fixed:
             return True
-        if text.startswith(SEARCH):
+        form = next((form for form in self.free if text.startswith(form)), None)
+        if form == SEARCH:
             return bool(text[len(SEARCH):].strip()) and _readable(text)
-        if text.startswith(FIND):
+        if form == FIND:
             needle = text[len(FIND):].strip()
             return bool(needle) and bool(matching_lines(self.page_lines, needle))
-        if text.startswith(QUOTE):
+        if form == QUOTE:
             return self._quote_ok(text[len(QUOTE):].strip())
         return False
-
-    @property
-    def _free_forms(self) -> list[str]:
-        """The commands followed by free text, those that can be used here."""
-        return [SEARCH] + [FIND] * bool(self.page_lines) + [QUOTE] * (self.quote_room > 0)
 
     # --- quotes ----------------------------------------------------------------
 
@@ -141,39 +141,50 @@ class ActionGrammar:
         return not cuts_a_word and passage not in self.quoted and len(passage) <= self.quote_room
 
 
-def action_grammar(browser: Browser, max_repeats: int = MAX_REPEATS) -> ActionGrammar:
+def action_grammar(browser: Browser, max_repeats: int = MAX_REPEATS, max_run: int = MAX_RUN) -> ActionGrammar:
     """The grammar of the next command in `browser`'s current state.
 
-    A command already given `max_repeats` times in a row is left out: greedy decoding
-    otherwise can loop on one command (`Find in page: X`, again and again) until the
-    actions run out, since each repeat changes the observation very little.
+    Greedy decoding of a small model can loop on one command (`Find in page: X`, again
+    and again) until the actions run out: each repeat changes the observation very
+    little. So a command given `max_repeats` times in a row, or a kind of command
+    (Find, Scroll down, Search, ...) given `max_run` times in a row, is left out; the
+    demonstrations never repeat a kind more than 4 times in a row.
     """
     settings, page, cursor = browser.settings, browser.page, browser.cursor
-    recent = browser.episode.actions[-max_repeats:]
-    banned = recent[0].strip() if len(recent) == max_repeats and len(set(recent)) == 1 else None
+    actions = [action.strip() for action in browser.episode.actions]
+    recent = actions[-max_repeats:]
+    banned = recent[0] if len(recent) == max_repeats and len(set(recent)) == 1 else None
+    kinds = [_kind(action) for action in actions[-max_run:]]
+    tired = kinds[0] if len(kinds) == max_run and len(set(kinds)) == 1 else None  # a kind used max_run times
+
     fixed = [f"End: {reason}" for reason in END_REASONS if reason != "Answer" or browser.quotes]
-    if page is None:
-        return ActionGrammar([a for a in fixed if a != banned], banned=banned)
-    window = range(cursor, min(cursor + settings.window_lines, len(page.lines)))
-    in_view = {int(m) for i in window for m in re.findall(r"【(\d+)†", page.lines[i])}
-    fixed += [f"Clicked on link {link}" for link in sorted(in_view) if link < len(page.links)]
-    if cursor + settings.window_lines < len(page.lines):
-        fixed += [f"Scrolled down {n}" for n in (1, 2, 3)]
-    if cursor > 0:
-        fixed += [f"Scrolled up {n}" for n in (1, 2, 3)] + ["Top"]
-    if browser.can_go_back:
-        fixed.append("Back")
-    quotes = browser.quotes
-    used = sum(len(q.text) for q in quotes)
-    room = settings.max_quote_chars - used if len(quotes) < settings.max_quotes else 0
+    free, lines, window_text, quoted, room = [SEARCH], [], "", set(), 0
+    if page is not None:
+        window = range(cursor, min(cursor + settings.window_lines, len(page.lines)))
+        in_view = {int(m) for i in window for m in re.findall(r"【(\d+)†", page.lines[i])}
+        fixed += [f"Clicked on link {link}" for link in sorted(in_view) if link < len(page.links)]
+        if cursor + settings.window_lines < len(page.lines):
+            fixed += [f"Scrolled down {n}" for n in (1, 2, 3)]
+        if cursor > 0:
+            fixed += [f"Scrolled up {n}" for n in (1, 2, 3)] + ["Top"]
+        if browser.can_go_back:
+            fixed.append("Back")
+        quotes = browser.quotes
+        if len(quotes) < settings.max_quotes and not page.url.startswith("search:"):  # results hold no passages
+            room = settings.max_quote_chars - sum(len(q.text) for q in quotes)
+        free += [FIND] + [QUOTE] * (room > 0)
+        lines, quoted = list(page.plain_lines), {q.text for q in quotes if q.url == page.url}
+        window_text = " ".join(page.plain_lines[i] for i in window)
     return ActionGrammar(
-        fixed=[action for action in fixed if action != banned],
-        banned=banned,
-        page_lines=list(page.plain_lines),
-        window_text=" ".join(page.plain_lines[i] for i in window),
-        quoted={q.text for q in quotes if q.url == page.url},
-        quote_room=room if not page.url.startswith("search:") else 0,  # a results page holds no passages
+        fixed=[action for action in fixed if action != banned and _kind(action) != tired],
+        free=[form for form in free if form != tired],
+        page_lines=lines, window_text=window_text, quoted=quoted, quote_room=room, banned=banned,
     )
+
+
+def _kind(action: str) -> str:
+    """The command word(s) an action starts with: `Find in page: `, `Scrolled down `, ..."""
+    return next((kind for kind in KINDS if action.startswith(kind)), action)
 
 
 @dataclass
