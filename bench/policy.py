@@ -27,7 +27,8 @@ from webqa.policy.expert import POLICY_BROWSER  # noqa: E402
 from webqa.policy.rollout import Sampler, SamplingConfig, SamplerStats, run_episodes  # noqa: E402
 from webqa.qa import load_questions  # noqa: E402
 
-QUESTIONS = ["Which river flows through Vienna?", "Who painted the Mona Lisa?", "What is the capital of Australia?"]
+QUESTIONS = ["Which river flows through Vienna?", "Who painted the Mona Lisa?", "What is the capital of Australia?",
+             "Who wrote the novel Lolita?"]  # distinct: the rollout engine prefills identical prompts once
 
 
 def observations(corpus: LocalCorpus, count: int) -> list[str]:
@@ -40,28 +41,36 @@ def observations(corpus: LocalCorpus, count: int) -> list[str]:
     return prompts
 
 
-def bench_engines(sampler: Sampler, prompts: list[str], max_new: int) -> list[tuple]:
+def bench_engines(sampler: Sampler, prompts: list[str], max_new: int, repeats: int = 3) -> list[tuple]:
+    """Median tokens/s of each engine over `repeats` runs, after one warm-up run of each."""
     model, tokenizer = sampler.model, sampler.tokenizer
-    sampler.stats = SamplerStats()
-    sampler.sample(prompts, max_new, temperature=0)
-    ours = sampler.stats
-
     batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     prompt_tokens = int(batch["attention_mask"].sum())
-    start = time.perf_counter()
-    with torch.no_grad():
-        model(**batch, logits_to_keep=1)
-    prefill = time.perf_counter() - start
-    start = time.perf_counter()
-    with torch.no_grad():
-        output = model.generate(**batch, max_new_tokens=max_new, do_sample=False,
-                                pad_token_id=tokenizer.pad_token_id)
-    total = time.perf_counter() - start
-    new_tokens = (output.shape[1] - batch["input_ids"].shape[1]) * len(prompts)
-    generate_decode = new_tokens / max(1e-9, total - prefill)
+    ours_prefill, ours_decode, their_prefill, their_decode = [], [], [], []
+    for repeat in range(repeats + 1):  # the first run of each warms it up and is not counted
+        sampler.stats = SamplerStats()
+        sampler.sample(prompts, max_new, temperature=0)
+        ours = sampler.stats
+        start = time.perf_counter()
+        with torch.no_grad():
+            model(**batch, logits_to_keep=1)
+        prefill = time.perf_counter() - start
+        start = time.perf_counter()
+        with torch.no_grad():
+            output = model.generate(**batch, max_new_tokens=max_new, do_sample=False,
+                                    pad_token_id=tokenizer.pad_token_id)
+        total = time.perf_counter() - start
+        if repeat == 0:
+            continue
+        new_tokens = (output.shape[1] - batch["input_ids"].shape[1]) * len(prompts)
+        ours_prefill.append(ours.prefill_tokens / ours.prefill_seconds)
+        ours_decode.append(ours.decode_tokens / max(1e-9, ours.decode_seconds))
+        their_prefill.append(prompt_tokens / prefill)
+        their_decode.append(new_tokens / max(1e-9, total - prefill))
+    median = statistics.median
     return [
-        ("prefill tokens/s", ours.prefill_tokens / ours.prefill_seconds, prompt_tokens / prefill),
-        ("decode tokens/s", ours.decode_tokens / max(1e-9, ours.decode_seconds), generate_decode),
+        ("prefill tokens/s", median(ours_prefill), median(their_prefill)),
+        ("decode tokens/s", median(ours_decode), median(their_decode)),
     ]
 
 
@@ -93,7 +102,7 @@ def main() -> None:
     sampler = load_sampler(args.policy)
 
     rows = bench_engines(sampler, observations(corpus, args.prompts), args.max_new)
-    print(f"batch of {args.prompts} observations, greedy, up to {args.max_new} new tokens")
+    print(f"batch of {args.prompts} observations, greedy, up to {args.max_new} new tokens, median of 3 runs")
     print(f"{'measure':<18}{'rollout':>10}{'generate':>10}{'ratio':>8}")
     for name, ours, theirs in rows:
         print(f"{name:<18}{ours:>10.1f}{theirs:>10.1f}{ours / theirs:>8.2f}")

@@ -54,3 +54,11 @@ def test_bm25_baseline_runs_resumes_and_reports(corpus, tmp_path):
     assert json.loads(out.read_text())["systems"] == report["systems"]
     table = format_report(report)
     assert "accuracy" in table and "bm25-sentence" in table
+
+
+def test_an_unknown_system_is_refused_before_anything_is_written(tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"question": "Who wrote Hamlet?", "answers": ["Shakespeare"]}\n')
+    with pytest.raises(ValueError, match="unknown system policy-free: choose from policy, policy-unconstrained"):
+        evaluate(questions, tmp_path / "report.json", systems=("bm25-sentence", "policy-free"))
+    assert not (tmp_path / "report.jsonl").exists()

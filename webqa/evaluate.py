@@ -28,7 +28,7 @@ from webqa.env.commands import InvalidCommand, parse
 from webqa.env.local import STOPWORDS, LocalCorpus
 from webqa.scoring import is_correct, is_supported, normalize
 
-SYSTEMS = ("policy", "bm25-sentence", "rag")
+SYSTEMS = ("policy", "bm25-sentence", "rag")  # the default; also "policy-unconstrained" (no grammar)
 RAG_CONTEXT_WORDS = 220
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
@@ -105,11 +105,16 @@ def run_rag(corpus: LocalCorpus, base: str | None = None) -> Callable[[str], dic
     return run
 
 
-def run_policy(n: int, policy: str | None = None, reward: str | None = None) -> Callable[[str], dict]:
+def run_policy(n: int, policy: str | None = None, reward: str | None = None,
+               constrained: bool = True) -> Callable[[str], dict]:
+    """The agent; `constrained=False` lets the model write lines no grammar checks (an ablation)."""
     from webqa.agent import answer
+    from webqa.policy.rollout import SamplingConfig
+
+    sampling = SamplingConfig(temperature=0.0 if n == 1 else 0.7, constrained=constrained)
 
     def run(question: str) -> dict:
-        result = answer(question, n=n, policy=policy, reward=reward)
+        result = answer(question, n=n, policy=policy, reward=reward, sampling=sampling)
         quotes = [ref.quote for ref in result.references]
         return _record(result.text if result.found else "", quotes, result.trajectory.actions, result.seconds)
 
@@ -175,8 +180,13 @@ def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int
                 continue
             done[(row["system"], row["question"])] = row
     corpus = LocalCorpus.default()
-    makers = {"policy": lambda: run_policy(n, policy, reward), "bm25-sentence": lambda: run_bm25_sentence(corpus),
+    makers = {"policy": lambda: run_policy(n, policy, reward),
+              "policy-unconstrained": lambda: run_policy(n, policy, reward, constrained=False),
+              "bm25-sentence": lambda: run_bm25_sentence(corpus),
               "rag": lambda: run_rag(corpus)}
+    unknown = [system for system in systems if system not in makers]
+    if unknown:
+        raise ValueError(f"unknown system {', '.join(unknown)}: choose from {', '.join(makers)}")
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a", encoding="utf-8") as sink:
         if log.stat().st_size and not log.read_bytes().endswith(b"\n"):
