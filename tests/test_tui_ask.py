@@ -154,7 +154,7 @@ class ScriptedSampler:
     def __init__(self, actions):
         self.actions = list(actions)
 
-    def sample(self, prompts, max_new_tokens, temperature, top_p, generator):
+    def sample(self, prompts, max_new_tokens, temperature, top_p, generator, grammars=None):
         if prompts[0].rstrip().endswith("♦Answer"):
             return [ANSWER for _ in prompts]
         action = self.actions.pop(0)
