@@ -26,7 +26,7 @@ from webqa.policy.train import (
     target_loss,
     train,
 )
-from webqa.types import Demonstration
+from webqa.types import Demonstration, Quote, Step
 
 SCRIPTS = [  # question, search query, answer
     ("Which river flows through Vienna?", "Vienna", "The Danube flows through Vienna [1]."),
@@ -237,3 +237,19 @@ def test_two_lora_steps_on_the_real_model(demo_file, tmp_path):
     ids = tokenizer("♦Question\nWho wrote Hamlet?", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         assert model(input_ids=ids).logits.shape == (1, ids.shape[1], len(tokenizer))
+
+
+def test_a_click_undone_by_back_is_shown_but_not_imitated():
+    steps = [Step(f"observation {n}", action) for n, action in enumerate(
+        ["Search Lolita novel", "Clicked on link 2", "Back", "Clicked on link 0", "Quote: Lolita is a novel", "End: Answer"])]
+    quotes = [Quote("Lolita", "https://en.wikipedia.org/wiki/Lolita", "Lolita is a novel by Nabokov.")]
+    demo = Demonstration("Who wrote Lolita?", steps=steps, quotes=quotes, end="Answer",
+                         answer="Nabokov [1].", producer="expert")
+    targets = [target for _, target in examples_from_demonstration(demo)]
+    assert targets == ["Search Lolita novel", "Back", "Clicked on link 0", "Quote: Lolita is a novel", "End: Answer",
+                       "Nabokov [1]."]
+    assert [prompt for prompt, _ in examples_from_demonstration(demo)][1] == "observation 2\n"
+    assert pairs_of([demo], answer_weight=2)[-2:] == [examples_from_demonstration(demo)[-1]] * 2
+    # In a DAgger-labelled demonstration each action is the expert's label for the state: all are kept.
+    demo.settings["dagger"] = {"round": 1}
+    assert len(examples_from_demonstration(demo)) == len(steps) + 1

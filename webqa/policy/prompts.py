@@ -26,8 +26,30 @@ def answer_example(question: str, quotes, answer: str) -> tuple[str, str]:
 
 
 def examples_from_demonstration(demo: Demonstration) -> list[tuple[str, str]]:
-    """Every (prompt, target) pair a demonstration teaches: each action, then the answer."""
-    pairs = [action_example(step.observation, step.action) for step in demo.steps]
-    if demo.answer and demo.quotes and demo.end == "Answer":
+    """Every (prompt, target) pair a demonstration teaches: each action worth imitating, then the answer."""
+    undone = undone_clicks(demo)
+    pairs = [action_example(step.observation, step.action) for index, step in enumerate(demo.steps)
+             if index not in undone]
+    if teaches_answer(demo):
         pairs.append(answer_example(demo.question, demo.quotes, demo.answer))
     return pairs
+
+
+def teaches_answer(demo: Demonstration) -> bool:
+    """Whether the demonstration ends with an answer to learn (its last example is then the answer)."""
+    return bool(demo.answer and demo.quotes and demo.end == "Answer")
+
+
+def undone_clicks(demo: Demonstration) -> set[int]:
+    """Indices of clicks that the very next action, `Back`, undid: a page left without reading it.
+
+    The expert clicks a plausible wrong result on purpose now and then (and people do by accident)
+    so that the policy sees the `Back` that recovers; the `Back` is worth imitating, the wrong click
+    is not. In a DAgger-labelled demonstration every action is the expert's label for the state,
+    so none is left out there.
+    """
+    if "dagger" in demo.settings:
+        return set()
+    actions = [step.action.strip() for step in demo.steps]
+    return {index for index, (action, after) in enumerate(zip(actions, actions[1:]))
+            if action.startswith("Clicked on link") and after == "Back"}

@@ -32,7 +32,7 @@ import torch
 
 from webqa.demos import read_demonstrations
 from webqa.policy.model import DEFAULT_MODEL, load_model
-from webqa.policy.prompts import examples_from_demonstration
+from webqa.policy.prompts import examples_from_demonstration, teaches_answer
 from webqa.types import Demonstration
 
 IGNORE = -100  # label of tokens the loss skips (the prompt, the padding)
@@ -105,9 +105,10 @@ def pairs_of(demos: list[Demonstration], answer_weight: int = 1) -> list[tuple[s
     """The (prompt, target) pairs of the demonstrations, answer pairs repeated `answer_weight` times."""
     pairs = []
     for demo in demos:
-        for index, pair in enumerate(examples_from_demonstration(demo)):
-            is_answer = index >= len(demo.steps)  # the answer pair comes after one pair per step
-            pairs += [pair] * (answer_weight if is_answer else 1)
+        examples = examples_from_demonstration(demo)
+        if teaches_answer(demo):  # the answer pair is the last one
+            examples = examples[:-1] + examples[-1:] * answer_weight
+        pairs += examples
     return pairs
 
 
