@@ -136,7 +136,7 @@ def test_same_action_compares_what_the_actions_do(corpus):
 def test_one_round_end_to_end(corpus, tiny, original_demos, tmp_path, capsys):
     out = tmp_path / "dagger"
     code = cli.main(["train", "dagger", "--policy", str(tiny), "--demos", str(original_demos), "--out", str(out),
-                     "--n-questions", "2", "--rounds", "1", "--max-actions", "4", "--max-steps", "2",
+                     "--n-questions", "2", "--rounds", "1", "--max-actions", "4", "--max-steps", "2", "--aggregate-repeats", "3",
                      "--batch-size", "2", "--max-length", "128", "--save-steps", "50", "--log-steps", "1",
                      "--eval-share", "0"])
     printed = capsys.readouterr()
@@ -160,7 +160,8 @@ def test_one_round_end_to_end(corpus, tiny, original_demos, tmp_path, capsys):
     _, counts = build_rows(load_model(str(tiny), device="cpu")[1], pairs, max_length=128)
     assert counts["rows"] == len(pairs) and counts["skipped"] == 0
     training = json.loads((out / "round-1" / "training.json").read_text())
-    assert training["demonstrations"]["train"] == len(read_demonstrations(original_demos)) + len(labelled)
+    assert training["demonstrations"]["train"] == len(read_demonstrations(original_demos)) + 3 * len(labelled)
+    assert training["config"]["demo_repeats"] == [1, 3]
     assert (out / "round-1" / "adapter_model.safetensors").exists()
 
     state = json.loads((out / STATE_FILE).read_text())

@@ -22,6 +22,7 @@ from webqa.policy.train import (
     load_policy,
     main,
     pairs_of,
+    read_and_split,
     read_demos,
     target_loss,
     train,
@@ -253,3 +254,16 @@ def test_a_click_undone_by_back_is_shown_but_not_imitated():
     # In a DAgger-labelled demonstration each action is the expert's label for the state: all are kept.
     demo.settings["dagger"] = {"round": 1}
     assert len(examples_from_demonstration(demo)) == len(steps) + 1
+
+
+def test_each_file_is_split_alone_and_its_training_part_repeated(demo_file, tmp_path):
+    demos = read_demos([demo_file])
+    second = tmp_path / "second.jsonl"
+    second.write_text("".join(json.dumps(d.to_dict()) + "\n" for d in demos[:2]), encoding="utf-8")
+    config = TrainConfig(demos=[str(demo_file), str(second)], demo_repeats=(1, 3), eval_share=0.4)
+    train_demos, eval_demos = read_and_split(config)
+    # 3 demonstrations: 1 held out; 2: none (at least one must train); the second file's counted thrice.
+    assert len(eval_demos) == 1 and len(train_demos) == 2 + 3 * 2
+    assert eval_demos[0] not in train_demos[:2]
+    assert train_demos[2:] == demos[:2] * 3
+    assert len(read_and_split(TrainConfig(demos=[str(demo_file), str(second)], eval_share=0))[0]) == 5

@@ -73,6 +73,9 @@ class DaggerConfig:
     temperature: float = 0.0  # 0: greedy, as `webqa ask` answers with n=1
     top_p: float = 0.95
     from_base: bool = False  # each round: a fresh LoRA on the base model instead of continuing the adapter
+    # How many times each labelled episode counts in training: the aggregate is small next to the
+    # original demonstrations, and a round's few hundred CPU steps would barely sample it.
+    aggregate_repeats: int = 1
     seed: int = 0  # question order and sampling
     browser: BrowserSettings = field(default_factory=lambda: replace(POLICY_BROWSER))
     # Training per round; demos, out, base and init_adapter are set by the round.
@@ -156,6 +159,7 @@ def train_round(config: DaggerConfig, round_: int, policy: str | None, aggregate
     start = config.policy if config.from_base else policy
     base, adapter = policy_parts(start)
     return train(replace(config.train, demos=[*config.demos, str(aggregate)], out=str(out), base=base,
+                         demo_repeats=(1,) * len(config.demos) + (config.aggregate_repeats,),
                          init_adapter=None if config.from_base else adapter))
 
 
@@ -328,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temperature", type=float, default=d.temperature, help="0: greedy")
     parser.add_argument("--top-p", type=float, default=d.top_p)
     parser.add_argument("--from-base", action="store_true", help="retrain a fresh LoRA on the base every round")
+    parser.add_argument("--aggregate-repeats", type=int, default=d.aggregate_repeats,
+                        help="times each labelled episode counts in training, next to the demonstrations' once")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--window-lines", type=int, default=d.browser.window_lines)
     parser.add_argument("--max-actions", type=int, default=d.browser.max_actions)
@@ -344,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     config = DaggerConfig(
         demos=args.demos, out=args.out, policy=args.policy, questions_split=args.questions_split,
         n_questions=args.n_questions, rounds=args.rounds, episodes=args.episodes, temperature=args.temperature,
-        top_p=args.top_p, from_base=args.from_base, seed=args.seed,
+        top_p=args.top_p, from_base=args.from_base, aggregate_repeats=args.aggregate_repeats, seed=args.seed,
         browser=replace(POLICY_BROWSER, window_lines=args.window_lines, max_actions=args.max_actions),
         train=replace(t, max_steps=args.max_steps, batch_size=args.batch_size, max_length=args.max_length,
                       learning_rate=args.lr, save_steps=args.save_steps, log_steps=args.log_steps,

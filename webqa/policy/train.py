@@ -44,6 +44,9 @@ class TrainConfig:
     """The knobs of a behavior-cloning run."""
 
     demos: list[str] = field(default_factory=list)  # JSONL files of demonstrations
+    # Per file of `demos`: how many times each of its training demonstrations counts (missing: 1).
+    # DAgger weights its small aggregate this way, so that a short run sees it.
+    demo_repeats: tuple[int, ...] = ()
     out: str = "runs/bc"
     base: str | None = None  # None: the default base model (see webqa.policy.model)
     # Continue training this LoRA adapter (its rank and targets, not lora_*) instead of a fresh one;
@@ -99,6 +102,17 @@ def split_demos(demos: list, eval_share: float, seed: int) -> tuple[list, list]:
     n_eval = min(int(eval_share * len(demos)), len(demos) - 1) if eval_share > 0 else 0
     held = set(order[:n_eval])
     return [d for i, d in enumerate(demos) if i not in held], [d for i, d in enumerate(demos) if i in held]
+
+
+def read_and_split(config: TrainConfig) -> tuple[list[Demonstration], list[Demonstration]]:
+    """(train, eval) demonstrations of every file, each file split alone, its training part repeated."""
+    repeats = list(config.demo_repeats) + [1] * (len(config.demos) - len(config.demo_repeats))
+    train_demos, eval_demos = [], []
+    for path, times in zip(config.demos, repeats):
+        held_in, held_out = split_demos(read_demos([path]), config.eval_share, config.seed)
+        train_demos += held_in * times
+        eval_demos += held_out
+    return train_demos, eval_demos
 
 
 def pairs_of(demos: list[Demonstration], answer_weight: int = 1) -> list[tuple[str, str]]:
@@ -255,10 +269,9 @@ def train(config: TrainConfig) -> dict:
     start = time.perf_counter()
     out = Path(config.out)
     checkpoints = out / "checkpoints"
-    demos = read_demos(config.demos)
-    if not demos:
+    train_demos, eval_demos = read_and_split(config)
+    if not train_demos and not eval_demos:
         raise ValueError(f"no demonstrations in {', '.join(map(str, config.demos)) or '(no files given)'}")
-    train_demos, eval_demos = split_demos(demos, config.eval_share, config.seed)
 
     model, tokenizer = prepare_model(config)
     train_rows, train_counts = build_rows(tokenizer, pairs_of(train_demos, config.answer_weight), config.max_length)
