@@ -59,7 +59,7 @@ def test_every_whole_command_the_grammar_offers_is_accepted_by_the_browser(artic
 def test_links_must_be_on_the_screen_and_exist(article):
     article.step("Back")
     grammar = action_grammar(article)
-    assert grammar.complete("Clicked on link 0")
+    assert grammar.complete("Clicked on link 1")
     assert not grammar.allows(f"Clicked on link {len(article.page.links) + 5}")
     assert not grammar.allows("Quote: Danube")  # a results page has no passages to quote
 
@@ -94,6 +94,22 @@ def test_find_in_page_needs_text_that_is_on_the_page(article):
     word = article.page.plain_lines[-1].split()[-1].strip(".,;")  # far below the window
     assert grammar.complete(f"Find in page: {word}") and accepted(article, f"Find in page: {word}")
     assert not grammar.allows("Find in page: qqzzxv")
+
+
+def test_a_page_left_without_a_quote_is_not_opened_again(article):
+    danube = article.page.url
+    # Quoted, then left: the page may be opened again (for a second passage).
+    before_quoting = article.checkpoint()
+    assert article.step(f"Quote: {window_words(article, 0, 6)}").error is None
+    assert article.step("Back").error is None
+    assert action_grammar(article).complete("Clicked on link 0")
+    # Left unquoted: judged useless, so not offered again; the other results still are.
+    article.restore(before_quoting)
+    assert article.step("Back").error is None
+    assert article.pages_left == [danube]
+    grammar = action_grammar(article)
+    assert not grammar.allows("Clicked on link 0") and grammar.complete("Clicked on link 1")
+    assert accepted(article, "Clicked on link 0")  # the browser itself still takes it
 
 
 def test_a_command_repeated_twice_in_a_row_is_not_offered_a_third_time(article):

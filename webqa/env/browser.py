@@ -51,6 +51,7 @@ class _State:
     history: list[_View] = field(default_factory=list)
     quotes: list[Quote] = field(default_factory=list)
     past_actions: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)  # URLs of the pages `Back` left, in order
     actions_left: int = 0
     done: bool = False
     end: str | None = None
@@ -132,6 +133,11 @@ class Browser:
     def can_go_back(self) -> bool:
         """Whether `Back` has a page to return to."""
         return len(self._state.history) >= 2
+
+    @property
+    def pages_left(self) -> list[str]:
+        """URLs of the pages the reader went back from, in order (a page left twice is listed twice)."""
+        return list(self._state.left)
 
     @property
     def actions_left(self) -> int:
@@ -244,7 +250,7 @@ class Browser:
     def _do_back(self, command: Command) -> None:
         if not self.can_go_back:
             raise InvalidCommand("there is no previous page to go back to")
-        self._state.history.pop()
+        self._state.left.append(self._state.history.pop().page.url)
 
     def _do_end(self, command: Command) -> None:
         if command.arg == "Answer" and not self._state.quotes:

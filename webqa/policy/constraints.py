@@ -149,6 +149,8 @@ def action_grammar(browser: Browser, max_repeats: int = MAX_REPEATS, max_run: in
     little. So a command given `max_repeats` times in a row, or a kind of command
     (Find, Scroll down, Search, ...) given `max_run` times in a row, is left out. In the
     8,700 steps of the shipped demonstrations, the first happens 8 times, the second never.
+    Likewise `Clicked on link 0`, `Back`, `Clicked on link 0`, ...: a link to a page the
+    reader went back from without quoting it is left out (the demonstrations never take one).
     """
     settings, page, cursor = browser.settings, browser.page, browser.cursor
     actions = [action.strip() for action in browser.episode.actions]
@@ -162,7 +164,10 @@ def action_grammar(browser: Browser, max_repeats: int = MAX_REPEATS, max_run: in
     if page is not None:
         window = range(cursor, min(cursor + settings.window_lines, len(page.lines)))
         in_view = {int(m) for i in window for m in re.findall(r"【(\d+)†", page.lines[i])}
-        fixed += [f"Clicked on link {link}" for link in sorted(in_view) if link < len(page.links)]
+        # A page the reader went back from without quoting it was judged useless: not again.
+        rejected = set(browser.pages_left) - {q.url for q in browser.quotes}
+        fixed += [f"Clicked on link {link}" for link in sorted(in_view)
+                  if link < len(page.links) and page.links[link].url not in rejected]
         if cursor + settings.window_lines < len(page.lines):
             fixed += [f"Scrolled down {n}" for n in (1, 2, 3)]
         if cursor > 0:
