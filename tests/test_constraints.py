@@ -112,6 +112,12 @@ def test_a_page_left_without_a_quote_is_not_opened_again(article):
     assert accepted(article, "Clicked on link 0")  # the browser itself still takes it
 
 
+def test_a_query_searched_before_is_not_searched_again(article):
+    grammar = action_grammar(article)
+    assert not grammar.complete("Search Danube") and not grammar.complete("Search  danube.")
+    assert grammar.allows("Search Danube") and grammar.complete("Search Danube river")  # it may go on
+
+
 def test_a_command_repeated_twice_in_a_row_is_not_offered_a_third_time(article):
     word = article.page.plain_lines[-1].split()[-1].strip(".,;")
     find = f"Find in page: {word}"
@@ -133,7 +139,7 @@ def test_a_kind_of_command_is_given_at_most_four_times_in_a_row(article):
         assert article.step(f"Find in page: {word}").error is None
     grammar = action_grammar(article)
     assert not grammar.allows("Find in page: ") and not grammar.complete(f"Find in page: {words[0]}")
-    assert grammar.complete("Search Danube") and grammar.complete("End: Nonsense")
+    assert grammar.complete("Search Danube delta") and grammar.complete("End: Nonsense")
 
 
 def test_answer_citations_must_name_collected_quotes():

@@ -12,6 +12,7 @@ from webqa.demos import append_demonstration, mixed_questions, read_demonstratio
 from webqa.env import Browser
 from webqa.policy import dagger
 from webqa.policy.dagger import (
+    answerable,
     AGGREGATE_FILE,
     STATE_FILE,
     DaggerConfig,
@@ -61,7 +62,7 @@ def tiny_config(tiny, original_demos, out, **overrides) -> DaggerConfig:
     training = TrainConfig(max_steps=2, batch_size=2, max_length=128, learning_rate=1e-2, warmup=0, eval_share=0.0,
                            log_steps=1, save_steps=50, seed=0)
     knobs = {"demos": [str(original_demos)], "out": str(out), "policy": str(tiny), "n_questions": 2, "rounds": 1,
-             "browser": SHORT, "train": training}
+             "browser": SHORT, "train": training, "answerable_only": False}
     return DaggerConfig(**(knobs | overrides))
 
 
@@ -143,7 +144,7 @@ def test_one_round_end_to_end(corpus, tiny, original_demos, tmp_path, capsys):
     assert code == 0, printed.err
 
     covered = {d.settings["question_id"] for d in read_demonstrations(original_demos)}
-    asked = [r["id"] for r in question_pool("train", 0, covered)[:2]]
+    asked = [r["id"] for r in answerable(question_pool("train", 0, covered), Expert(corpus, SHORT), 2, False)]
     labelled = read_demonstrations(out / AGGREGATE_FILE)
     assert [d.settings["question_id"] for d in labelled] == asked and not covered & set(asked)
     for demo in labelled:
@@ -225,6 +226,15 @@ def test_a_resumed_run_does_not_redo_finished_work(corpus, tiny, original_demos,
     trainings.clear()
     assert run_dagger(replace(config, rounds=2), questions, corpus, progress=False) == rounds
     assert not rollouts and not trainings
+
+
+def test_rollout_questions_are_the_first_the_expert_answers(corpus, groups):
+    expert = Expert(corpus, SHORT)
+    pool = groups["open-domain"][:12]
+    answers = [expert.demonstrate(r["question"], list(r["answers"]), random.Random(0)) is not None for r in pool]
+    assert 2 <= sum(answers) < len(pool)  # the pool holds both kinds
+    assert answerable(pool, expert, 2, progress=False) == [r for r, ok in zip(pool, answers) if ok][:2]
+    assert answerable(pool, expert, 100, progress=False) == [r for r, ok in zip(pool, answers) if ok]
 
 
 def test_labelled_episodes_of_a_policy_episode_keep_what_the_policy_did(corpus):

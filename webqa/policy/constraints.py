@@ -25,6 +25,7 @@ from webqa.env.answering import CITATION
 from webqa.env.browser import QUOTE_SEPARATOR, Browser, find_quote, matching_lines, normalize_with_map
 from webqa.env.commands import END_REASONS
 from webqa.env.render import strip_markup
+from webqa.scoring import normalize
 
 SEARCH, FIND, QUOTE = "Search ", "Find in page: ", "Quote: "
 MIN_QUOTE_WORDS = 3  # shorter quotes say too little to support an answer
@@ -70,6 +71,7 @@ class ActionGrammar:
     quoted: set[str] = field(default_factory=set)  # passages already quoted from this page
     quote_room: int = 0  # characters of quotes left; 0 when no more quotes are allowed
     banned: str | None = None  # a command just repeated as often as allowed in a row
+    searched: set[str] = field(default_factory=set)  # queries searched already (their words, normalized)
 
     def allows(self, text: str) -> bool:
         text = text.lstrip()
@@ -92,7 +94,8 @@ class ActionGrammar:
             return True
         form = next((form for form in self.free if text.startswith(form)), None)
         if form == SEARCH:
-            return bool(text[len(SEARCH):].strip()) and _readable(text)
+            query = text[len(SEARCH):].strip()
+            return bool(query) and _readable(text) and normalize(query) not in self.searched
         if form == FIND:
             needle = text[len(FIND):].strip()
             return bool(needle) and bool(matching_lines(self.page_lines, needle))
@@ -150,7 +153,8 @@ def action_grammar(browser: Browser, max_repeats: int = MAX_REPEATS, max_run: in
     (Find, Scroll down, Search, ...) given `max_run` times in a row, is left out. In the
     8,700 steps of the shipped demonstrations, the first happens 8 times, the second never.
     Likewise `Clicked on link 0`, `Back`, `Clicked on link 0`, ...: a link to a page the
-    reader went back from without quoting it is left out (the demonstrations never take one).
+    reader went back from without quoting it is left out, and so is a query searched before
+    (the demonstrations do neither).
     """
     settings, page, cursor = browser.settings, browser.page, browser.cursor
     actions = [action.strip() for action in browser.episode.actions]
@@ -184,6 +188,7 @@ def action_grammar(browser: Browser, max_repeats: int = MAX_REPEATS, max_run: in
         fixed=[action for action in fixed if action != banned and _kind(action) != tired],
         free=[form for form in free if form != tired],
         page_lines=lines, window_text=window_text, quoted=quoted, quote_room=room, banned=banned,
+        searched={normalize(action[len(SEARCH):]) for action in actions if action.startswith(SEARCH)},
     )
 
 

@@ -5,7 +5,8 @@
 Behavior cloning only shows the policy the states the expert reaches; once the policy
 strays (a wrong click, a useless search) it is somewhere it never saw. Each round here:
 
-1. rolls out the current policy (`run_episodes`, greedy by default) on new train questions;
+1. rolls out the current policy (`run_episodes`, greedy by default) on new train questions
+   that the expert itself answers (`--all-questions`: on any);
 2. replays every episode and asks the expert (`Expert.label`) for the right action in every
    state the policy visited, and for the answer to write from the policy's quotes;
 3. appends the labelled episodes to the aggregated dataset (`labelled.jsonl.gz`);
@@ -36,6 +37,7 @@ import argparse
 import itertools
 import json
 import os
+import random
 import sys
 import zlib
 from dataclasses import asdict, dataclass, field, replace
@@ -76,6 +78,10 @@ class DaggerConfig:
     # How many times each labelled episode counts in training: the aggregate is small next to the
     # original demonstrations, and a round's few hundred CPU steps would barely sample it.
     aggregate_repeats: int = 1
+    # Roll out only on questions the expert itself answers. On the others its labels can only say
+    # "search again" (it finds no page with the answer), and a round trained on them taught the
+    # policy to search in circles: it answered 1 of 30 dev questions, against 12 of 18 before.
+    answerable_only: bool = True
     seed: int = 0  # question order and sampling
     browser: BrowserSettings = field(default_factory=lambda: replace(POLICY_BROWSER))
     # Training per round; demos, out, base and init_adapter are set by the round.
@@ -101,6 +107,10 @@ def run_dagger(config: DaggerConfig, questions: list[dict], backend: Backend | N
     repair(aggregate)  # a record cut off by a kill
     state = _load_state(out, config)
     expert = Expert(backend, config.browser)
+    if config.answerable_only:
+        questions = answerable(questions, expert, config.rounds * config.n_questions, progress)
+        if not questions:
+            raise ValueError("the expert answers none of the rollout questions")
     for round_ in range(len(state["rounds"]) + 1, config.rounds + 1):
         policy = state["rounds"][-1]["policy"] if state["rounds"] else config.policy
         chosen = round_questions(questions, round_, config.n_questions)
@@ -113,6 +123,20 @@ def run_dagger(config: DaggerConfig, questions: list[dict], backend: Backend | N
                                 "train_demonstrations": summary["demonstrations"]["train"]})
         _save_state(out, state)
     return state["rounds"]
+
+
+def answerable(questions: list[dict], expert: Expert, needed: int, progress: bool = True) -> list[dict]:
+    """The first `needed` questions (in order) that the expert answers from the encyclopedia."""
+    found = []
+    bar = tqdm(total=needed, desc="questions the expert answers", unit="question", disable=not progress)
+    for record in questions:
+        if len(found) >= needed:
+            break
+        if expert.demonstrate(record["question"], list(record["answers"]), random.Random(0)) is not None:
+            found.append(record)
+            bar.update(1)
+    bar.close()
+    return found
 
 
 def round_questions(questions: list[dict], round_: int, n: int) -> list[dict]:
@@ -305,11 +329,16 @@ def results_table(rounds: list[dict]) -> str:
 # --- command line ------------------------------------------------------------------------
 
 
-def question_pool(split: str, seed: int, exclude: set[str]) -> list[dict]:
-    """The split's answerable questions, open-domain and SQuAD alternating, less those in `exclude`."""
+def question_pool(split: str, seed: int, covered: set[str]) -> list[dict]:
+    """The split's answerable questions, open-domain and SQuAD alternating, after the last one in `covered`.
+
+    `webqa demos` goes through each group in this order, so the questions before the last covered
+    one were mostly tried already, and those left without a demonstration are ones the expert failed on.
+    """
     groups = mixed_questions(split, seed)
     pool = [r for pair in itertools.zip_longest(groups["open-domain"], groups["squad"]) for r in pair if r]
-    return [r for r in pool if r["id"] not in exclude]
+    last = max((index for index, r in enumerate(pool) if r["id"] in covered), default=-1)
+    return pool[last + 1:]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -334,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-base", action="store_true", help="retrain a fresh LoRA on the base every round")
     parser.add_argument("--aggregate-repeats", type=int, default=d.aggregate_repeats,
                         help="times each labelled episode counts in training, next to the demonstrations' once")
+    parser.add_argument("--all-questions", action="store_true",
+                        help="also roll out on questions the expert cannot answer (it labels them 'search again')")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--window-lines", type=int, default=d.browser.window_lines)
     parser.add_argument("--max-actions", type=int, default=d.browser.max_actions)
@@ -350,13 +381,14 @@ def main(argv: list[str] | None = None) -> int:
     config = DaggerConfig(
         demos=args.demos, out=args.out, policy=args.policy, questions_split=args.questions_split,
         n_questions=args.n_questions, rounds=args.rounds, episodes=args.episodes, temperature=args.temperature,
-        top_p=args.top_p, from_base=args.from_base, aggregate_repeats=args.aggregate_repeats, seed=args.seed,
+        top_p=args.top_p, from_base=args.from_base, aggregate_repeats=args.aggregate_repeats,
+        answerable_only=not args.all_questions, seed=args.seed,
         browser=replace(POLICY_BROWSER, window_lines=args.window_lines, max_actions=args.max_actions),
         train=replace(t, max_steps=args.max_steps, batch_size=args.batch_size, max_length=args.max_length,
                       learning_rate=args.lr, save_steps=args.save_steps, log_steps=args.log_steps,
                       eval_share=args.eval_share),
     )
-    # Questions the original demonstrations cover are left out: every round rolls out on new ones.
+    # Questions the original demonstrations were made from are left out: every round rolls out on new ones.
     covered = {demo.settings.get("question_id") for demo in read_demos(config.demos)}
     pool = question_pool(config.questions_split, config.seed, covered)
     rounds = run_dagger(config, pool)
