@@ -153,6 +153,15 @@ def test_answer_citations_must_name_collected_quotes():
     assert AnswerGrammar(12).allows("Vienna [1") and AnswerGrammar(12).complete("Vienna [12].")
 
 
+def test_an_answer_that_reaches_the_word_limit_can_only_cite_and_end():
+    grammar = AnswerGrammar(1, max_words=6)
+    full = "The answer is the answer is"
+    assert grammar.allows(full) and not grammar.complete(full)
+    assert not grammar.allows(full + " the")  # a seventh word
+    assert grammar.allows(full + ".") and grammar.allows(full + " [") and grammar.complete(full + " [1].")
+    assert grammar.complete("The river [1] is the Danube [1].")  # citations are not words
+
+
 @pytest.fixture(scope="module")
 def tiny_sampler(corpus, tmp_path_factory):
     texts = [corpus.plain_text(t) for t in ["Danube", "Vienna", "Istanbul", "Albert Einstein"]]

@@ -25,7 +25,7 @@ from webqa.env.answering import CITATION
 from webqa.env.browser import QUOTE_SEPARATOR, Browser, find_quote, matching_lines, normalize_with_map
 from webqa.env.commands import END_REASONS
 from webqa.env.render import strip_markup
-from webqa.scoring import normalize
+from webqa.scoring import MAX_ANSWER_WORDS, normalize
 
 SEARCH, FIND, QUOTE = "Search ", "Find in page: ", "Quote: "
 MIN_QUOTE_WORDS = 3  # shorter quotes say too little to support an answer
@@ -192,6 +192,11 @@ def action_grammar(browser: Browser, max_repeats: int = MAX_REPEATS, max_run: in
     )
 
 
+def _word_count(text: str) -> int:
+    """Words with a letter or digit in them (a lone "." after a citation is no word)."""
+    return sum(any(char.isalnum() for char in word) for word in text.split())
+
+
 def _kind(action: str) -> str:
     """The command word(s) an action starts with: `Find in page: `, `Scrolled down `, ..."""
     return next((kind for kind in KINDS if action.startswith(kind)), action)
@@ -199,15 +204,22 @@ def _kind(action: str) -> str:
 
 @dataclass
 class AnswerGrammar:
-    """An answer whose every `[n]` names one of the `quotes` collected, with at least one citation."""
+    """An answer of at most `max_words` words whose every `[n]` names one of the `quotes` collected,
+    with at least one citation.
+
+    The word limit is the scorer's (it reads no further); it also ends the answers a small model
+    sometimes writes in a loop ("The answer is the answer is ...") with a citation, not at the
+    token cap with none.
+    """
 
     quotes: int
+    max_words: int = MAX_ANSWER_WORDS
 
     def allows(self, text: str) -> bool:
         opened = text.rfind("[")
         closed = text.rfind("]")
         body = text[:opened] if opened > closed else text
-        if not self._citations_ok(body):
+        if not self._citations_ok(body) or _word_count(CITATION.sub(" ", body)) > self.max_words:
             return False
         if opened > closed:  # a citation being written: digits that can still name a quote
             digits = text[opened + 1:]
