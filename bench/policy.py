@@ -41,12 +41,18 @@ def observations(corpus: LocalCorpus, count: int) -> list[str]:
     return prompts
 
 
+def tokens_to_stop(row: list[int], stops: set[int]) -> int:
+    """New tokens of one generated row up to and including its first stop token."""
+    return next((count for count, token in enumerate(row, 1) if token in stops), len(row))
+
+
 def bench_engines(sampler: Sampler, prompts: list[str], max_new: int, repeats: int = 3) -> list[tuple]:
     """Median tokens/s of each engine over `repeats` runs, after one warm-up run of each."""
     model, tokenizer = sampler.model, sampler.tokenizer
     batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     prompt_tokens = int(batch["attention_mask"].sum())
     ours_prefill, ours_decode, their_prefill, their_decode = [], [], [], []
+    stops = sampler.stop_ids.tolist()
     for repeat in range(repeats + 1):  # the first run of each warms it up and is not counted
         sampler.stats = SamplerStats()
         sampler.sample(prompts, max_new, temperature=0)
@@ -56,13 +62,15 @@ def bench_engines(sampler: Sampler, prompts: list[str], max_new: int, repeats: i
             model(**batch, logits_to_keep=1)
         prefill = time.perf_counter() - start
         start = time.perf_counter()
+        # generate stops each row where the rollout engine does (end of sequence, or a newline
+        # token), so both do the same work; only tokens up to each row's stop are counted.
         with torch.no_grad():
             output = model.generate(**batch, max_new_tokens=max_new, do_sample=False,
-                                    pad_token_id=tokenizer.pad_token_id)
+                                    eos_token_id=stops, pad_token_id=tokenizer.pad_token_id)
         total = time.perf_counter() - start
         if repeat == 0:
             continue
-        new_tokens = (output.shape[1] - batch["input_ids"].shape[1]) * len(prompts)
+        new_tokens = sum(tokens_to_stop(row, set(stops)) for row in output[:, batch["input_ids"].shape[1]:].tolist())
         ours_prefill.append(ours.prefill_tokens / ours.prefill_seconds)
         ours_decode.append(ours.decode_tokens / max(1e-9, ours.decode_seconds))
         their_prefill.append(prompt_tokens / prefill)
