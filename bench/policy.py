@@ -53,6 +53,7 @@ def bench_engines(sampler: Sampler, prompts: list[str], max_new: int, repeats: i
     prompt_tokens = int(batch["attention_mask"].sum())
     ours_prefill, ours_decode, their_prefill, their_decode = [], [], [], []
     stops = sampler.stop_ids.tolist()
+    stop_set = set(stops)
     for repeat in range(repeats + 1):  # the first run of each warms it up and is not counted
         sampler.stats = SamplerStats()
         sampler.sample(prompts, max_new, temperature=0)
@@ -70,7 +71,8 @@ def bench_engines(sampler: Sampler, prompts: list[str], max_new: int, repeats: i
         total = time.perf_counter() - start
         if repeat == 0:
             continue
-        new_tokens = sum(tokens_to_stop(row, set(stops)) for row in output[:, batch["input_ids"].shape[1]:].tolist())
+        new_rows = output[:, batch["input_ids"].shape[1]:].tolist()
+        new_tokens = sum(tokens_to_stop(row, stop_set) for row in new_rows)
         ours_prefill.append(ours.prefill_tokens / ours.prefill_seconds)
         ours_decode.append(ours.decode_tokens / max(1e-9, ours.decode_seconds))
         their_prefill.append(prompt_tokens / prefill)

@@ -107,11 +107,12 @@ def run_dagger(config: DaggerConfig, questions: list[dict], backend: Backend | N
     repair(aggregate)  # a record cut off by a kill
     state = _load_state(out, config)
     expert = Expert(backend, config.browser)
-    if config.answerable_only:
+    pending = range(len(state["rounds"]) + 1, config.rounds + 1)
+    if pending and config.answerable_only:  # a finished run does not run the expert again
         questions = answerable(questions, expert, config.rounds * config.n_questions, progress)
         if not questions:
             raise ValueError("the expert answers none of the rollout questions")
-    for round_ in range(len(state["rounds"]) + 1, config.rounds + 1):
+    for round_ in pending:
         policy = state["rounds"][-1]["policy"] if state["rounds"] else config.policy
         chosen = round_questions(questions, round_, config.n_questions)
         roll_out_round(config, round_, policy, chosen, expert, aggregate, progress)
@@ -300,7 +301,8 @@ def _load_state(out: Path, config: DaggerConfig) -> dict:
     if not path.exists():
         return {"config": asdict(config), "rounds": []}
     state = json.loads(path.read_text(encoding="utf-8"))
-    before = {k: state["config"].get(k) for k in ("n_questions", "episodes", "seed", "questions_split", "policy")}
+    before = {k: state["config"].get(k) for k in ("n_questions", "episodes", "seed", "questions_split", "policy",
+                                                   "answerable_only")}
     now = {k: asdict(config)[k] for k in before}
     if before != now:
         print(f"warning: {path} was started with {before}; going on with {now}", file=sys.stderr)
