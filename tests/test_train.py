@@ -225,6 +225,26 @@ def test_training_resumes_from_the_last_checkpoint(tiny_base, demo_file, tmp_pat
     assert [e["step"] for e in state["log_history"] if "loss" in e] == [1, 2, 3, 4]  # continued, not restarted
 
 
+def test_train_layers_trains_only_the_top_layers(tiny_base, demo_file, tmp_path):
+    from safetensors.torch import load_file
+
+    first = tmp_path / "all"
+    train(tiny_config(tiny_base, demo_file, first, max_steps=2))
+    summary = train(tiny_config(tiny_base, demo_file, tmp_path / "top", max_steps=3, init_adapter=str(first),
+                                train_layers=1))
+    before = load_file(first / "adapter_model.safetensors")
+    after = load_file(tmp_path / "top" / "adapter_model.safetensors")
+    assert before.keys() == after.keys()
+    lower = [name for name in before if ".layers.0." in name]
+    upper = [name for name in before if ".layers.1." in name]
+    assert lower and upper
+    assert all(torch.equal(before[name], after[name]) for name in lower)  # frozen: exactly as it started
+    assert any(not torch.equal(before[name], after[name]) for name in upper)
+    assert summary["trainable_parameters"] == sum(after[name].numel() for name in upper)
+    with pytest.raises(ValueError, match="train_layers"):
+        train(tiny_config(tiny_base, demo_file, tmp_path / "bad", max_steps=1, train_layers=3))
+
+
 # --- slow: the real default model ---------------------------------------------------------
 
 

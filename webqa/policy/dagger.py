@@ -378,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     training.add_argument("--save-steps", type=int, default=t.save_steps)
     training.add_argument("--log-steps", type=int, default=t.log_steps)
     training.add_argument("--eval-share", type=float, default=t.eval_share)
+    training.add_argument("--train-layers", type=int, default=t.train_layers, metavar="K",
+                          help="train only the top K layers (faster steps; default: all)")
     args = parser.parse_args(argv)
 
     config = DaggerConfig(
@@ -388,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         browser=replace(POLICY_BROWSER, window_lines=args.window_lines, max_actions=args.max_actions),
         train=replace(t, max_steps=args.max_steps, batch_size=args.batch_size, max_length=args.max_length,
                       learning_rate=args.lr, save_steps=args.save_steps, log_steps=args.log_steps,
-                      eval_share=args.eval_share),
+                      eval_share=args.eval_share, train_layers=args.train_layers),
     )
     # Questions the original demonstrations were made from are left out: every round rolls out on new ones.
     covered = {demo.settings.get("question_id") for demo in read_demos(config.demos)}

@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import random
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -58,6 +59,10 @@ class TrainConfig:
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     lora_targets: tuple[str, ...] = LLAMA_PROJECTIONS  # the attention and MLP projections of Llama-style models
+    # Train only the LoRA weights of the top this many layers (None: all). The layers below are
+    # then frozen, so the backward pass stops at the lowest trained layer: a step with the top
+    # third of the layers costs about half as much on a CPU.
+    train_layers: int | None = None
     # data
     max_length: int = 768  # tokens per row; the prompt is cut from the left to fit
     answer_weight: int = 1  # each answer example appears this many times (one per demo, vs ~5 action steps)
@@ -215,7 +220,20 @@ def prepare_model(config: TrainConfig):
         # Written into adapter_config.json: lets load_policy find the base on another machine,
         # where the converted folder's absolute path means nothing.
         model.peft_config["default"].base_model_name_or_path = base_name(config)
+    if config.train_layers is not None:
+        freeze_lower_layers(model, config.train_layers)
     return model, tokenizer
+
+
+def freeze_lower_layers(model, trained: int) -> None:
+    """Leave trainable only the weights of the top `trained` decoder layers (and none outside them)."""
+    layers = model.config.num_hidden_layers
+    if not 0 < trained <= layers:
+        raise ValueError(f"train_layers must be between 1 and {layers}, got {trained}")
+    lowest = layers - trained
+    for name, parameter in model.named_parameters():
+        match = re.search(r"\.layers\.(\d+)\.", name)
+        parameter.requires_grad_(bool(parameter.requires_grad and match and int(match.group(1)) >= lowest))
 
 
 def hardware() -> str:
@@ -432,6 +450,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--grad-accum", type=int, default=d.grad_accum)
     parser.add_argument("--max-length", type=int, default=d.max_length, help="tokens per training row")
     parser.add_argument("--lora-r", type=int, default=d.lora_r)
+    parser.add_argument("--train-layers", type=int, default=None, metavar="K",
+                        help="train only the top K layers (faster steps; default: all)")
     parser.add_argument("--answer-weight", type=int, default=d.answer_weight, help="repeats of each answer example")
     parser.add_argument("--eval-share", type=float, default=d.eval_share, help="share of demos held out")
     parser.add_argument("--save-steps", type=int, default=d.save_steps)
@@ -446,7 +466,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         demos=args.demos, out=args.out, base=args.base, full_finetune=args.full, max_steps=args.max_steps,
         epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum,
-        max_length=args.max_length, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
+        max_length=args.max_length, lora_r=args.lora_r, lora_alpha=2 * args.lora_r, train_layers=args.train_layers,
         answer_weight=args.answer_weight, eval_share=args.eval_share, save_steps=args.save_steps,
         log_steps=args.log_steps, seed=args.seed, resume=not args.fresh, init_adapter=args.init_adapter,
     )
