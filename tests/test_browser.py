@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from webqa.env import Browser, BrowserSettings, replay
-from webqa.env.browser import QUOTE_SEPARATOR
+from webqa.env.browser import QUOTE_SEPARATOR, normalize_text, normalize_with_map
 from webqa.types import Episode
 
 SECTIONS = ["♦Question", "♦Quotes", "♦Past actions", "♦Title", "♦Scrollbar:", "♦Text", "♦Actions left:", "♦Next action"]
@@ -257,3 +257,20 @@ def test_episode_serializes_to_json_and_replays_identically(corpus):
     assert original.end == "Answer" and len(original.quotes) == 1
     again = replay(original, Browser(corpus))
     assert again.to_dict() == original.to_dict()
+
+
+def test_fast_normalization_is_the_mapped_one_without_the_map():
+    import random
+    import sys
+
+    # Every character alone and between others: whitespace, multi-character lowercase (İ), final sigma.
+    for code in range(0, sys.maxunicode + 1, 7):
+        for text in (chr(code), f"A{chr(code)}b", f" {chr(code)}  Σ"):
+            assert normalize_text(text) == normalize_with_map(text)[0], hex(code)
+    rng = random.Random(0)
+    alphabet = "aBΣσς İẞß\t\n\u00a0\u2003.x"
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        assert normalize_text(text) == normalize_with_map(text)[0], repr(text)
+    # Character by character, as the browser maps quotes: σ even at a word's end, İ kept (its lowercase is two).
+    assert normalize_text("  The  ΟΔΟΣ\n İstanbul ") == "the οδοσ İstanbul "

@@ -22,7 +22,7 @@ from functools import cached_property
 from typing import Protocol
 
 from webqa.env.answering import CITATION
-from webqa.env.browser import QUOTE_SEPARATOR, Browser, find_quote, matching_lines, normalize_with_map
+from webqa.env.browser import QUOTE_SEPARATOR, Browser, find_quote, matching_lines, normalize_text
 from webqa.env.commands import END_REASONS
 from webqa.env.render import strip_markup
 from webqa.scoring import MAX_ANSWER_WORDS, normalize
@@ -45,10 +45,6 @@ class LineGrammar(Protocol):
 
     def wide_characters(self) -> set[str] | None:
         """The characters beyond ASCII a line may hold (None: any), for tokens that end inside one."""
-
-
-def _normalized(text: str) -> str:
-    return normalize_with_map(text)[0]
 
 
 def _readable(text: str) -> bool:
@@ -81,7 +77,7 @@ class ActionGrammar:
         if form == SEARCH:
             return _readable(text)
         if form == FIND:
-            return _normalized(text[len(FIND):].lstrip()) in self._page_normalized
+            return normalize_text(text[len(FIND):].lstrip()) in self._page_normalized
         if form == QUOTE:
             return self._quote_prefix_ok(text[len(QUOTE):].lstrip())
         return False
@@ -115,24 +111,24 @@ class ActionGrammar:
 
     @cached_property
     def _page_normalized(self) -> str:
-        return _normalized(" ".join(self.page_lines))
+        return normalize_text(" ".join(self.page_lines))
 
     @cached_property
     def _window_normalized(self) -> str:
-        return _normalized(self.window_text)
+        return normalize_text(self.window_text)
 
     def _quote_prefix_ok(self, quote: str) -> bool:
         """The start of a quote: words on the screen, or `start━` and the start of an end found after it."""
         haystack = self._window_normalized
         start, separator, end = quote.partition(QUOTE_SEPARATOR)
-        start = _normalized(strip_markup(start))
+        start = normalize_text(strip_markup(start))
         if not separator:
             return start.lstrip() in haystack
         start = start.strip()
         begin = haystack.find(start)
         if not start or begin < 0:
             return False
-        return _normalized(end).lstrip() in haystack[begin + len(start):]
+        return normalize_text(end).lstrip() in haystack[begin + len(start):]
 
     def _quote_ok(self, quote: str) -> bool:
         """A whole quote: on the screen, ending at a word's end, long enough, new, and within the room left."""
