@@ -5,9 +5,10 @@ import torch
 
 from tests.tiny import tiny_policy_folder
 from webqa.env import Browser, BrowserSettings
-from webqa.policy.constraints import ActionGrammar, AnswerGrammar, action_grammar
+from webqa.policy.constraints import ActionGrammar, AnswerGrammar, CitationEnding, action_grammar
 from webqa.policy.model import load_model
-from webqa.policy.rollout import Sampler, SamplingConfig, run_episodes
+from webqa.policy.rollout import Sampler, SamplingConfig, finish_answers, run_episodes
+from webqa.scoring import MAX_ANSWER_WORDS, answer_words, is_correct
 
 
 @pytest.fixture()
@@ -162,6 +163,16 @@ def test_an_answer_that_reaches_the_word_limit_can_only_cite_and_end():
     assert grammar.complete("The river [1] is the Danube [1].")  # citations are not words
 
 
+def test_the_grammar_and_the_scorer_count_the_same_words():
+    # 39 words, a lone dash and a citation (neither is a word), then the gold answer: the 40th word.
+    answer = " ".join(["word"] * 39) + " - [1] Danube"
+    assert len(answer_words(answer)) == MAX_ANSWER_WORDS and is_correct(answer, ["Danube"])
+    grammar = AnswerGrammar(1)
+    assert grammar.allows(answer) and grammar.complete(answer + " [1].")
+    assert not grammar.allows(answer + " flows")  # the 41st word, which the scorer would not read
+    assert not is_correct(answer.replace("Danube", "the Danube"), ["Danube"])
+
+
 @pytest.fixture(scope="module")
 def tiny_sampler(corpus, tmp_path_factory):
     texts = [corpus.plain_text(t) for t in ["Danube", "Vienna", "Istanbul", "Albert Einstein"]]
@@ -214,3 +225,22 @@ def test_constrained_episodes_take_far_fewer_invalid_actions(tiny_sampler, corpu
     free, constrained = errors(False), errors(True)
     assert free > 0.5  # a random model writes garbage
     assert constrained < free / 2, (free, constrained)
+
+
+def test_citation_ending_allows_a_citation_and_no_new_word():
+    ending = CitationEnding("The river is the Danube", quotes=2)
+    assert ending.allows(" [") and ending.allows(" [2") and ending.complete(" [2].") and ending.complete("[1][2]")
+    assert not ending.complete("") and not ending.complete(" [3].") and not ending.allows(" and")
+    assert not ending.allows("s [1]")  # letters would grow the last word
+    assert CitationEnding("isthattheansweris[", quotes=1).complete("1]")
+
+
+def test_answers_cut_by_the_token_cap_get_a_citation(tiny_sampler):
+    answers = ["The Danube flows", "The Danube [", "isthattheansweristhat", "Vienna [1]."]
+    quotes = [2, 2, 1, 1]
+    finished = finish_answers(tiny_sampler, ["Question: Which river?\n"] * 4, answers, quotes)
+    assert finished[3] == "Vienna [1]."  # a complete answer is left as it is
+    for answer, count, text in zip(answers, quotes, finished):
+        assert text.startswith(answer) and AnswerGrammar(count).complete(text), text
+        assert answer_words(text) == answer_words(answer)
+

@@ -51,6 +51,21 @@ def test_identical_prompts_are_prefilled_once(tiny):
     assert lines[:4] == sampler.sample([prompt], max_new_tokens=6, temperature=0) * 4
 
 
+def test_score_is_each_lines_log_probability_read_whole(tiny):
+    model, tokenizer = tiny
+    sampler = Sampler(model, tokenizer)
+    prompt, lines = "The Danube flows through\n", ["Vienna", "Budapest and Belgrade", "Quote: The Danube is a river"]
+    scores = sampler.score(prompt, lines)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    for line, (log_probability, count) in zip(lines, scores):
+        line_ids = tokenizer(line, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        with torch.no_grad():
+            logits = model(torch.tensor([prompt_ids + line_ids])).logits[0].float().log_softmax(-1)
+        expected = sum(float(logits[len(prompt_ids) - 1 + i, token]) for i, token in enumerate(line_ids))
+        assert count == len(line_ids) and log_probability == pytest.approx(expected, abs=1e-3)
+    assert len({round(s, 3) for s, _ in scores}) == len(lines)
+
+
 def test_seeded_sampling_is_reproducible(tiny):
     model, tokenizer = tiny
     sampler = Sampler(model, tokenizer)

@@ -11,6 +11,7 @@
     webqa train rm --comparisons FILE... --out DIR                      the reward model
     webqa train iterate --out DIR                                       expert iteration
     webqa eval --questions FILE --out REPORT [--pool N]
+    webqa probe --questions FILE [--out FILE]          the reading probe (minutes, not an hour)
     webqa corpus build | stats
     webqa qa build | stats
     webqa tui [--record | --compare] [--web] [--n N]   the terminal UI: ask, record demonstrations, compare
@@ -91,6 +92,14 @@ def cmd_eval(args: argparse.Namespace) -> None:
         print(("\n" if systems else "") + format_best_of(best_of))
         print(f"best-of-k curve written to {best_of['png']}")
     print(f"\nreport written to {args.out}")
+
+
+def cmd_probe(args: argparse.Namespace) -> None:
+    from webqa.probe import main
+
+    main(args.questions, limit=args.limit, policy=args.policy, out=args.out)
+    if args.out:
+        print(f"\nevery probed state written to {args.out}")
 
 
 def cmd_search(args: argparse.Namespace) -> None:
@@ -232,6 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
     eval_.add_argument("--pool", type=int, help="best-of-k: sample N episodes per question once (e.g. 8)")
     eval_.add_argument("--reward", help="a reward model folder (default: the shipped one)")
     eval_.set_defaults(run=cmd_eval)
+
+    probe = commands.add_parser("probe", help="the reading probe: does the policy quote the answer in view?")
+    probe.add_argument("--questions", required=True, help="JSONL with question and answers per line")
+    probe.add_argument("--limit", type=int, help="only the first K questions")
+    probe.add_argument("--policy", help="a policy folder (default: the shipped one)")
+    probe.add_argument("--out", help="write the summary and every probed state here (JSON)")
+    probe.set_defaults(run=cmd_probe)
 
     search = commands.add_parser("search", help="search the encyclopedia (or the web)")
     search.add_argument("query")

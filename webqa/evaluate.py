@@ -23,10 +23,10 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from webqa.env.answering import CITATION, check_citations
+from webqa.env.answering import check_citations
 from webqa.env.commands import InvalidCommand, parse
 from webqa.env.local import STOPWORDS, LocalCorpus
-from webqa.scoring import is_correct, is_supported, normalize
+from webqa.scoring import answer_words, is_correct, is_supported, normalize
 
 SYSTEMS = ("policy", "bm25-sentence", "rag")  # the default; also "policy-unconstrained" (no grammar)
 RAG_CONTEXT_WORDS = 220
@@ -48,15 +48,15 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for paragraph in text.split("\n") for s in _SENTENCE_END.split(paragraph) if s.strip()]
 
 
-def _content_words(text: str) -> set[str]:
+def content_words(text: str) -> set[str]:
     return {w for w in normalize(text).split() if w not in STOPWORDS}
 
 
 def best_sentence(question: str, text: str) -> str:
     """The sentence sharing the most content words with the question (the first one on ties)."""
-    words = _content_words(question)
+    words = content_words(question)
     candidates = sentences(text) or [text]
-    return max(candidates, key=lambda s: len(words & _content_words(s)))
+    return max(candidates, key=lambda s: len(words & content_words(s)))
 
 
 # --- the systems: each returns a record for one question ---------------------------
@@ -140,7 +140,7 @@ def score(record: dict, answers: list[str]) -> dict:
         "supported": bool(text) and is_supported(cited, answers),
         "citations_valid": bool(text) and check.valid,
         "answered": bool(text),
-        "words": len(re.findall(r"\w+", CITATION.sub("", text))),
+        "words": len(answer_words(text)),
         "actions": len(record["actions"]),
         "invalid_actions": invalid,
     }

@@ -1,7 +1,7 @@
 """The one scoring function used everywhere: normalized answer match.
 
 An answer is correct when any gold alias, normalized, occurs as whole words in
-the first 40 words of the normalized answer (SQuAD-style normalization:
+the first 40 words (`answer_words`) of the normalized answer (SQuAD-style normalization:
 lowercase, no punctuation, no articles, accents folded).
 """
 
@@ -26,9 +26,15 @@ def normalize(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
+def answer_words(answer: str) -> list[str]:
+    """The answer's words, as everything that counts them does: citations dropped, split at spaces,
+    and pieces of punctuation alone (a lone "-" or ".") left out, as `normalize` drops them."""
+    return [word for word in _CITATIONS.sub(" ", answer).split() if word.translate(_PUNCTUATION).strip()]
+
+
 def is_correct(answer: str, aliases: list[str]) -> bool:
-    """Whether any alias occurs in the answer (citations ignored, long answers cut to 40 words)."""
-    words = _CITATIONS.sub(" ", answer).split()[:MAX_ANSWER_WORDS]
+    """Whether any alias occurs in the answer's first 40 words (citations ignored)."""
+    words = answer_words(answer)[:MAX_ANSWER_WORDS]
     padded = f" {normalize(' '.join(words))} "
     for alias in aliases:
         target = normalize(alias)

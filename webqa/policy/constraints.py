@@ -25,7 +25,7 @@ from webqa.env.answering import CITATION
 from webqa.env.browser import QUOTE_SEPARATOR, Browser, find_quote, matching_lines, normalize_text
 from webqa.env.commands import END_REASONS
 from webqa.env.render import strip_markup
-from webqa.scoring import MAX_ANSWER_WORDS, normalize
+from webqa.scoring import MAX_ANSWER_WORDS, answer_words, normalize
 
 SEARCH, FIND, QUOTE = "Search ", "Find in page: ", "Quote: "
 MIN_QUOTE_WORDS = 3  # shorter quotes say too little to support an answer
@@ -188,11 +188,6 @@ def action_grammar(browser: Browser, max_repeats: int = MAX_REPEATS, max_run: in
     )
 
 
-def _word_count(text: str) -> int:
-    """Words with a letter or digit in them (a lone "." after a citation is no word)."""
-    return sum(any(char.isalnum() for char in word) for word in text.split())
-
-
 def _kind(action: str) -> str:
     """The command word(s) an action starts with: `Find in page: `, `Scrolled down `, ..."""
     return next((kind for kind in KINDS if action.startswith(kind)), action)
@@ -215,7 +210,7 @@ class AnswerGrammar:
         opened = text.rfind("[")
         closed = text.rfind("]")
         body = text[:opened] if opened > closed else text
-        if not self._citations_ok(body) or _word_count(CITATION.sub(" ", body)) > self.max_words:
+        if not self._citations_ok(body) or len(answer_words(body)) > self.max_words:
             return False
         if opened > closed:  # a citation being written: digits that can still name a quote
             digits = text[opened + 1:]
@@ -234,3 +229,46 @@ class AnswerGrammar:
         if text.count("[") != text.count("]") or len(CITATION.findall(text)) != text.count("["):
             return False
         return all(1 <= int(n) <= self.quotes for n in CITATION.findall(text))
+
+
+# What may follow a cut-off answer: the rest of a citation it began, then citations, then one full stop.
+_MORE_CITATIONS = r"(?: ?\[\d+\])*"
+_ENDING_STARTS = {  # prefixes of an ending (for `allows`), after an answer with an open `[` or without
+    True: re.compile(r"\d*(?:\]" + _MORE_CITATIONS + r"(?: | ?\[\d*)?)?"),
+    False: re.compile(_MORE_CITATIONS + r"(?: | ?\[\d*)?"),
+}
+_ENDINGS = {True: re.compile(r"\d+\]" + _MORE_CITATIONS + r"\.?"), False: re.compile(r"(?: ?\[\d+\])+\.?")}
+
+
+@dataclass
+class CitationEnding:
+    """What may follow an answer that the token cap cut off before it cited: its citation and final stop.
+
+    A small model sometimes writes on without a citation (a word repeated, or letters run together
+    with no space, which the word limit cannot end) until the tokens run out. Rather than keep an
+    answer that cites nothing, the sampler continues it under this grammar, which allows no new word.
+    """
+
+    answer: str  # the cut-off answer, as written
+    quotes: int
+
+    def allows(self, text: str) -> bool:
+        if _ENDINGS[self._open].fullmatch(text):
+            return self.complete(text)
+        return _ENDING_STARTS[self._open].fullmatch(text) is not None and self._grammar.allows(self.answer + text)
+
+    def complete(self, text: str) -> bool:
+        return _ENDINGS[self._open].fullmatch(text) is not None and self._grammar.complete(self.answer + text)
+
+    @property
+    def _open(self) -> bool:
+        """Whether the answer was cut inside a citation (`... [1`)."""
+        return self.answer.rfind("[") > self.answer.rfind("]")
+
+    def wide_characters(self) -> set[str]:
+        return set()
+
+    @cached_property
+    def _grammar(self) -> AnswerGrammar:
+        return AnswerGrammar(self.quotes, max_words=len(answer_words(self.answer)))
+

@@ -189,6 +189,27 @@ def _sentences(text: str) -> list[tuple[int, int]]:
     return [(a, b) for a, b in spans if text[a:b].strip()]
 
 
+def line_offsets(page: Page) -> list[int]:
+    """Where each line starts in the page's plain text, its lines joined by single spaces."""
+    offsets, position = [], 0
+    for line in page.plain_lines:
+        offsets.append(position)
+        position += len(line) + 1
+    return offsets
+
+
+def page_sentences(page: Page, width: int) -> list[tuple[int, int]]:
+    """(start, end) of every sentence outside headings, in the page's plain text (`line_offsets`)."""
+    offsets, text = line_offsets(page), " ".join(page.plain_lines)
+    spans = []
+    for first, last in _blocks(page, width):
+        if page.plain_lines[first].startswith("#"):
+            continue
+        base, end = offsets[first], offsets[last] + len(page.plain_lines[last])
+        spans += [(a + base, b + base) for a, b in _sentences(text[base:end])]
+    return spans
+
+
 def passages(page: Page, question: str, gold: list[str], width: int,
              weights: dict[str, float] | None = None) -> list[Passage]:
     """Sentences (cut to MAX_QUOTE characters) that hold a gold answer and are about the question, best first.
@@ -201,33 +222,25 @@ def passages(page: Page, question: str, gold: list[str], width: int,
     weights = weights or dict.fromkeys(stems, 1.0)
     total = sum(weights.values()) or 1.0
     title = _stems(page.title)
-    offsets, position = [], 0
-    for line in page.plain_lines:
-        offsets.append(position)
-        position += len(line) + 1
+    offsets = line_offsets(page)
     text = " ".join(page.plain_lines)
     found = []
-    for first, last in _blocks(page, width):
-        if page.plain_lines[first].startswith("#"):
+    for a, b in page_sentences(page, width):
+        span = alias_span(text[a:b], gold, question)
+        if span is None:
             continue
-        base = offsets[first]
-        for a, b in _sentences(text[base : offsets[last] + len(page.plain_lines[last])]):
-            a, b = a + base, b + base
-            span = alias_span(text[a:b], gold, question)
-            if span is None:
+        if b - a > MAX_QUOTE:  # too long: keep the clauses around the answer
+            a, b = _shorten(text, a, b, a + span[0], a + span[1])
+            if b - a > MAX_QUOTE:
                 continue
-            if b - a > MAX_QUOTE:  # too long: keep the clauses around the answer
-                a, b = _shorten(text, a, b, a + span[0], a + span[1])
-                if b - a > MAX_QUOTE:
-                    continue
-            words = _stems(text[a:b])
-            score = len(stems & words)
-            covered = sum(weights.get(w, 0.0) for w in words | title) / total
-            answer = text[a:b][slice(*alias_span(text[a:b], gold, question) or (0, 0))]
-            needed = _coverage_needed(answer)
-            if score >= min(2, len(stems)) and covered >= needed and answer:
-                lines = bisect.bisect_right(offsets, a) - 1, bisect.bisect_right(offsets, b - 1) - 1
-                found.append(Passage(text[a:b], *lines, score))
+        words = _stems(text[a:b])
+        score = len(stems & words)
+        covered = sum(weights.get(w, 0.0) for w in words | title) / total
+        answer = text[a:b][slice(*alias_span(text[a:b], gold, question) or (0, 0))]
+        needed = _coverage_needed(answer)
+        if score >= min(2, len(stems)) and covered >= needed and answer:
+            lines = bisect.bisect_right(offsets, a) - 1, bisect.bisect_right(offsets, b - 1) - 1
+            found.append(Passage(text[a:b], *lines, score))
     return sorted(found, key=lambda p: -p.score)
 
 

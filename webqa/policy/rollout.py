@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 
 from webqa.env.browser import Browser
-from webqa.policy.constraints import AnswerGrammar, LineGrammar, action_grammar
+from webqa.policy.constraints import AnswerGrammar, CitationEnding, LineGrammar, action_grammar
 from webqa.policy.prompts import action_example, answer_example
 from webqa.types import Episode, StepResult
 
@@ -130,6 +130,35 @@ class Sampler:
             logits, next_position = out.logits[:, -1], next_position + 1
         self.stats.decode_seconds += time.perf_counter() - start
         return [self._line(ids) for ids in outputs]
+
+    @torch.no_grad()
+    def score(self, prompt: str, lines: list[str]) -> list[tuple[float, int]]:
+        """(log-probability, tokens) of each of `lines` as the model's next line after `prompt`.
+
+        The prompt is read once; all lines follow it in one batch over its shared cache.
+        Each line is scored with the end-of-sequence token that ends it, as trained.
+        """
+        if not lines:
+            return []
+        eos = self.tokenizer.eos_token_id
+        prompt_ids = self.tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"].to(self.device)
+        out = self.model(input_ids=prompt_ids, use_cache=True)
+        cache, first = out.past_key_values, out.logits[0, -1].float().log_softmax(-1)
+        rows = [self.tokenizer(line, add_special_tokens=False)["input_ids"] + [eos] for line in lines]
+        width, count, length = max(map(len, rows)), len(rows), prompt_ids.shape[1]
+        ids = torch.full((count, width), eos, device=self.device)
+        mask = torch.zeros(count, length + width, dtype=torch.long, device=self.device)
+        mask[:, :length] = 1
+        for row, tokens in enumerate(rows):
+            ids[row, : len(tokens)] = torch.tensor(tokens, device=self.device)
+            mask[row, length : length + len(tokens)] = 1
+        cache.reorder_cache(torch.zeros(count, dtype=torch.long, device=self.device))
+        positions = torch.arange(length, length + width, device=self.device).expand(count, -1)
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache).logits
+        # Token t of a line is predicted by the prompt's last position (t = 0) or the line's token t - 1.
+        follow = logits[:, :-1].float().log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+        return [(float(first[tokens[0]] + follow[row, : len(tokens) - 1].sum()), len(tokens))
+                for row, tokens in enumerate(rows)]
 
     def _line(self, ids: list[int]) -> str:
         # Cut at the line's end, and drop a character left unfinished when the tokens ran out.
@@ -247,6 +276,25 @@ def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
         grammars = [AnswerGrammar(len(b.quotes)) for b in answering] if config.constrained else None
         answers = sampler.sample(prompts, config.max_answer_tokens, config.temperature, config.top_p, generator,
                                  grammars)
+        if config.constrained:
+            answers = finish_answers(sampler, prompts, answers, [len(b.quotes) for b in answering], generator)
         for browser, text in zip(answering, answers):
             browser.episode.answer = text
     return [b.episode for b in browsers]
+
+
+def finish_answers(sampler: Sampler, prompts: list[str], answers: list[str], quotes: list[int],
+                   generator: torch.Generator | None = None, max_tokens: int = 8) -> list[str]:
+    """Each answer, with a citation written after those the token cap cut off before they cited one."""
+    cut = [i for i, (text, count) in enumerate(zip(answers, quotes)) if not AnswerGrammar(count).complete(text)]
+    if not cut:
+        return answers
+    endings = sampler.sample([prompts[i] + answers[i] for i in cut], max_tokens, temperature=0.0,
+                             generator=generator, grammars=[CitationEnding(answers[i], quotes[i]) for i in cut])
+    finished = list(answers)
+    for i, ending in zip(cut, endings):
+        # The sampler returns lines stripped; a citation after a word gets its space back.
+        space = " " if ending.startswith("[") and not answers[i].endswith(("[", " ")) else ""
+        finished[i] = answers[i] + space + ending
+    return finished
+

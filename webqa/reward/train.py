@@ -26,7 +26,6 @@ import argparse
 import json
 import math
 import random
-import re
 import shutil
 import statistics
 import sys
@@ -43,7 +42,7 @@ from tqdm import tqdm
 from webqa.comparisons import read_comparisons
 from webqa.policy.train import LLAMA_PROJECTIONS, hardware
 from webqa.reward.model import LoraSettings, RewardModel, build_reward_model
-from webqa.scoring import normalize
+from webqa.scoring import answer_words, normalize
 from webqa.types import Comparison
 
 
@@ -99,17 +98,14 @@ def pairwise_accuracy(scores_a: list[float], scores_b: list[float], preferences:
     return statistics.mean(hits) if hits else None
 
 
-_CITATIONS = re.compile(r"\[\d+\]")
-
-
 def answer_length(question: str, quotes, answer: str) -> float:
     """Trivial scorer: the answer's length in words."""
-    return float(len(_CITATIONS.sub(" ", answer).split()))
+    return float(len(answer_words(answer)))
 
 
 def word_overlap(question: str, quotes, answer: str) -> float:
     """Trivial scorer: the share of the answer's words that occur in its quotes."""
-    words = normalize(_CITATIONS.sub(" ", answer)).split()
+    words = normalize(" ".join(answer_words(answer))).split()
     quoted = set(normalize(" ".join(q.text for q in quotes)).split())
     return sum(w in quoted for w in words) / len(words) if words else 0.0
 
