@@ -260,15 +260,14 @@ class CitationEnding:
     def complete(self, text: str) -> bool:
         return _ENDINGS[self._open].fullmatch(text) is not None and self._grammar.complete(self.answer + text)
 
+    def wide_characters(self) -> set[str]:
+        return set()
+
     @property
     def _open(self) -> bool:
         """Whether the answer was cut inside a citation (`... [1`)."""
         return self.answer.rfind("[") > self.answer.rfind("]")
 
-    def wide_characters(self) -> set[str]:
-        return set()
-
     @cached_property
     def _grammar(self) -> AnswerGrammar:
         return AnswerGrammar(self.quotes, max_words=len(answer_words(self.answer)))
-

@@ -277,24 +277,23 @@ def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
         answers = sampler.sample(prompts, config.max_answer_tokens, config.temperature, config.top_p, generator,
                                  grammars)
         if config.constrained:
-            answers = finish_answers(sampler, prompts, answers, [len(b.quotes) for b in answering], generator)
+            answers = finish_answers(sampler, prompts, answers, [len(b.quotes) for b in answering])
         for browser, text in zip(answering, answers):
             browser.episode.answer = text
     return [b.episode for b in browsers]
 
 
 def finish_answers(sampler: Sampler, prompts: list[str], answers: list[str], quotes: list[int],
-                   generator: torch.Generator | None = None, max_tokens: int = 8) -> list[str]:
+                   max_tokens: int = 8) -> list[str]:
     """Each answer, with a citation written after those the token cap cut off before they cited one."""
     cut = [i for i, (text, count) in enumerate(zip(answers, quotes)) if not AnswerGrammar(count).complete(text)]
     if not cut:
         return answers
     endings = sampler.sample([prompts[i] + answers[i] for i in cut], max_tokens, temperature=0.0,
-                             generator=generator, grammars=[CitationEnding(answers[i], quotes[i]) for i in cut])
+                             grammars=[CitationEnding(answers[i], quotes[i]) for i in cut])
     finished = list(answers)
     for i, ending in zip(cut, endings):
         # The sampler returns lines stripped; a citation after a word gets its space back.
         space = " " if ending.startswith("[") and not answers[i].endswith(("[", " ")) else ""
         finished[i] = answers[i] + space + ending
     return finished
-
