@@ -49,6 +49,7 @@ def sentences(text: str) -> list[str]:
 
 
 def content_words(text: str) -> set[str]:
+    """The normalized words of `text` that are not stopwords."""
     return {w for w in normalize(text).split() if w not in STOPWORDS}
 
 

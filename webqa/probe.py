@@ -74,7 +74,7 @@ def sentences_in_view(browser: Browser) -> list[str]:
 
 
 def probe_state(backend: Backend, settings: BrowserSettings, question: str, gold: list[str]) -> Browser | None:
-    """A browser on the top result of the question's search, its first gold passage in view; None if none."""
+    """A browser on the top result of the question's search, its best gold passage in view; None if none."""
     browser = Browser(backend, replace(settings))
     browser.reset(question)
     browser.step(f"Search {question}")
