@@ -31,13 +31,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from webqa.env.backend import Backend
-from webqa.env.browser import Browser, BrowserSettings, find_quote
+from webqa.env.browser import Browser, BrowserSettings
 from webqa.evaluate import content_words, read_questions
 from webqa.policy.constraints import action_grammar
 from webqa.policy.expert_moves import plan_moves, quote_action
 from webqa.policy.expert_text import line_offsets, page_sentences, passages
 from webqa.policy.prompts import action_example
-from webqa.policy.rollout import Sampler
+from webqa.policy.rollout import Sampler, SamplingConfig
 from webqa.scoring import is_supported
 
 MAX_ACTIONS = 4  # the policy's actions from the probe state before it counts as not quoting
@@ -98,7 +98,8 @@ def run_policy_from(sampler: Sampler, browser: Browser) -> tuple[list[str], str 
     url, actions = browser.page.url, []
     for _ in range(MAX_ACTIONS):
         prompt = action_example(browser.observation(), "")[0]
-        action = sampler.sample([prompt], 48, temperature=0.0, grammars=[action_grammar(browser)])[0]
+        action = sampler.sample([prompt], SamplingConfig.max_action_tokens, temperature=0.0,
+                                grammars=[action_grammar(browser)])[0]
         actions.append(action)
         quotes = len(browser.quotes)
         browser.step(action)
@@ -115,9 +116,7 @@ def probe_question(sampler: Sampler, backend: Backend, settings: BrowserSettings
     browser = probe_state(backend, settings, question, gold)
     if browser is None:
         return None
-    sentences = [s for s in sentences_in_view(browser) if find_quote(s, " ".join(browser.page.plain_lines))]
-    if not sentences:
-        return None
+    sentences = sentences_in_view(browser)  # slices of the page's text, so each is quotable as it stands
     holds = [is_supported([s], gold) for s in sentences]
     if not any(holds):
         return None
