@@ -48,16 +48,20 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for paragraph in text.split("\n") for s in _SENTENCE_END.split(paragraph) if s.strip()]
 
 
-def content_words(text: str) -> set[str]:
+def _content_words(text: str) -> set[str]:
     """The normalized words of `text` that are not stopwords."""
     return {w for w in normalize(text).split() if w not in STOPWORDS}
 
 
 def best_sentence(question: str, text: str) -> str:
     """The sentence sharing the most content words with the question (the first one on ties)."""
-    words = content_words(question)
-    candidates = sentences(text) or [text]
-    return max(candidates, key=lambda s: len(words & content_words(s)))
+    return most_overlapping(question, sentences(text) or [text])
+
+
+def most_overlapping(question: str, candidates: list[str]) -> str:
+    """The candidate sharing the most content words with the question (the first one on ties)."""
+    words = _content_words(question)
+    return max(candidates, key=lambda s: len(words & _content_words(s)))
 
 
 # --- the systems: each returns a record for one question ---------------------------

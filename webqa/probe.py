@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from webqa.env.backend import Backend
 from webqa.env.browser import Browser, BrowserSettings
-from webqa.evaluate import content_words, read_questions
+from webqa.evaluate import most_overlapping, read_questions
 from webqa.policy.constraints import action_grammar
 from webqa.policy.expert_moves import plan_moves, quote_action
 from webqa.policy.expert_text import line_offsets, page_sentences, passages
@@ -124,8 +124,7 @@ def probe_question(sampler: Sampler, backend: Backend, settings: BrowserSettings
     prompt = action_example(browser.observation(), "")[0]
     scores = sampler.score(prompt, [quote_action(s, page_text) for s in sentences])
     likeliest = max(range(len(sentences)), key=lambda i: scores[i][0] / scores[i][1])
-    asked = content_words(question)
-    overlapping = max(range(len(sentences)), key=lambda i: len(asked & content_words(sentences[i])))
+    overlapping = sentences.index(most_overlapping(question, sentences))
     state = ProbeState(question, sentences, holds, likeliest, overlapping)
     state.policy_actions, state.policy_quote = run_policy_from(sampler, browser)
     state.policy_hit = state.policy_quote is not None and is_supported([state.policy_quote], gold)
