@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from webqa.evaluate import best_sentence, evaluate, format_report, read_questions, score
+from webqa.env import Browser
+from webqa.evaluate import STAGES, best_sentence, evaluate, format_report, furthest_stage, read_questions, score, summarize
+from webqa.policy.expert import POLICY_BROWSER
 
 
 def test_score_counts_correct_supported_cited_and_invalid():
@@ -62,3 +64,41 @@ def test_an_unknown_system_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="unknown system policy-free: choose from policy, policy-unconstrained"):
         evaluate(questions, tmp_path / "report.json", systems=("bm25-sentence", "policy-free"))
     assert not (tmp_path / "report.jsonl").exists()
+
+
+def test_furthest_stage_replays_the_episode_and_tells_how_far_it_got(corpus):
+    question = "Which river flows through Vienna?"
+
+    def stage(actions, answers=("Danube",), correct=False, supported=False):
+        row = {"question": question, "trajectory": actions, "correct": correct, "supported": supported}
+        return furthest_stage(corpus, POLICY_BROWSER, row, list(answers))
+
+    assert stage([]) == stage(["Search zzqx qqzx"]) == "answer never shown"
+    assert stage(["Search Danube"]) == "answer in search results only"
+    assert stage(["Search Danube", "Clicked on link 0"]) == "answer in view"
+    # A word only at the end of a long page: opened, never scrolled to.
+    browser = Browser(corpus, POLICY_BROWSER)
+    browser.reset(question)
+    opened = ["Search Istanbul", "Clicked on link 0"]
+    for action in opened:
+        browser.step(action)
+    assert browser.page.title == "Istanbul" and len(browser.page.lines) > 3 * POLICY_BROWSER.window_lines
+    top = " ".join(browser.page.plain_lines[: POLICY_BROWSER.window_lines]).lower()
+    deep = next(w for line in reversed(browser.page.plain_lines) for w in line.split()
+                if w.isalpha() and len(w) > 6 and w.lower() not in top)
+    assert stage(opened, answers=[deep]) == "answer on a page opened"
+    assert stage(opened + ["Back"], answers=[deep]) == "answer on a page opened"  # what was reached stays reached
+    assert stage(["Search Danube"], supported=True) == "answer quoted and cited"
+    assert stage([], correct=True, supported=True) == "correct"
+
+
+def test_the_report_shows_the_policys_stages(corpus):
+    rows = [{"correct": c, "supported": c, "citations_valid": True, "answered": True, "words": 5, "actions": 4,
+             "invalid_actions": 0, "seconds": 1.0, "stage": STAGES[5] if c else STAGES[0]} for c in (True, False, False)]
+    figures = summarize(rows)
+    assert figures["stages"][STAGES[5]] == pytest.approx(1 / 3) and figures["stages"][STAGES[0]] == pytest.approx(2 / 3)
+    assert sum(figures["stages"].values()) == pytest.approx(1.0)
+    baseline = summarize([{k: v for k, v in row.items() if k != "stage"} for row in rows])
+    assert "stages" not in baseline
+    table = format_report({"systems": {"policy": figures, "bm25-sentence": baseline}})
+    assert "how far the episodes got" in table and all(stage in table for stage in STAGES)

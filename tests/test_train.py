@@ -287,3 +287,21 @@ def test_each_file_is_split_alone_and_its_training_part_repeated(demo_file, tmp_
     assert eval_demos[0] not in train_demos[:2]
     assert train_demos[2:] == demos[:2] * 3
     assert len(read_and_split(TrainConfig(demos=[str(demo_file), str(second)], eval_share=0))[0]) == 5
+
+
+def test_the_prompt_format_is_trained_saved_and_inherited(tiny_base, demo_file, tmp_path):
+    from webqa.policy.prompts import PLAIN, PromptFormat
+
+    marked = PromptFormat(mark_question_words=True)
+    assert any("**" in prompt for prompt, _ in pairs_of(read_demos([demo_file]), prompt_format=marked))
+    first = tmp_path / "first"
+    assert main(["--demos", str(demo_file), "--out", str(first), "--base", str(tiny_base), "--max-length", "128",
+                 "--max-steps", "1", "--eval-share", "0", "--mark-question-words"]) == 0
+    assert PromptFormat.load(first) == marked
+    assert json.loads((first / "training.json").read_text())["config"]["mark_question_words"] is True
+    # Continuing an adapter keeps the format it was trained with, unless told otherwise.
+    train(tiny_config(tiny_base, demo_file, tmp_path / "kept", max_steps=1, init_adapter=str(first)))
+    assert PromptFormat.load(tmp_path / "kept") == marked
+    train(tiny_config(tiny_base, demo_file, tmp_path / "plain", max_steps=1, init_adapter=str(first),
+                      mark_question_words=False))
+    assert PromptFormat.load(tmp_path / "plain") == PLAIN

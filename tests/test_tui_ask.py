@@ -18,6 +18,7 @@ from tests.tui_helpers import (
     text_of,
     type_text,
 )
+from webqa.policy.prompts import PLAIN
 from webqa.tui import TuiOptions, WebQAApp
 from webqa.tui.ask import AskScreen, HistoryScreen
 
@@ -150,6 +151,7 @@ class ScriptedSampler:
     """Stands in for the model: each browsing prompt gets the next scripted action, each answer prompt the answer."""
 
     device = "cpu"
+    prompt_format = PLAIN
 
     def __init__(self, actions):
         self.actions = list(actions)

@@ -7,7 +7,8 @@ Every (system, question) result is appended to `<out>.jsonl` as soon as it is
 known, so a killed run resumes where it stopped; the summary goes to `<out>`.
 
 Systems:
-- `policy`: the behavior-cloned browsing agent (`webqa.answer`, best of n);
+- `policy`: the behavior-cloned browsing agent (`webqa.answer`, best of n); the
+  report also says how far each episode got towards the answer (`STAGES`);
 - `bm25-sentence`: the sentence of the top search result that overlaps the question most;
 - `rag`: the base model, not fine-tuned, reading the top search result and answering in one sentence.
 """
@@ -24,6 +25,8 @@ from typing import Callable
 from tqdm import tqdm
 
 from webqa.env.answering import check_citations
+from webqa.env.backend import Backend
+from webqa.env.browser import Browser, BrowserSettings
 from webqa.env.commands import InvalidCommand, parse
 from webqa.env.local import STOPWORDS, LocalCorpus
 from webqa.scoring import answer_words, is_correct, is_supported, normalize
@@ -31,6 +34,9 @@ from webqa.scoring import answer_words, is_correct, is_supported, normalize
 SYSTEMS = ("policy", "bm25-sentence", "rag")  # the default; also "policy-unconstrained" (no grammar)
 RAG_CONTEXT_WORDS = 220
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+# How far a policy episode got towards a gold answer, each stage including the ones before.
+STAGES = ("answer never shown", "answer in search results only", "answer on a page opened", "answer in view",
+          "answer quoted and cited", "correct")
 
 
 def read_questions(path: Path | str, limit: int | None = None) -> list[dict]:
@@ -151,6 +157,28 @@ def score(record: dict, answers: list[str]) -> dict:
     }
 
 
+def furthest_stage(backend: Backend, settings: BrowserSettings, row: dict, answers: list[str]) -> str:
+    """How far an episode of `row` (a scored policy result) got: its actions replayed in a browser."""
+    if row["correct"]:
+        return STAGES[5]
+    if row["supported"]:
+        return STAGES[4]
+    browser = Browser(backend, BrowserSettings(**vars(settings)))
+    browser.reset(row["question"])
+    reached = 0
+    for action in row["trajectory"]:
+        browser.step(action)
+        page = browser.page
+        if page is None or not is_supported([" ".join(page.plain_lines)], answers):
+            continue
+        if page.url.startswith("search:"):
+            reached = max(reached, 1)
+            continue
+        window = page.plain_lines[browser.cursor : browser.cursor + settings.window_lines]
+        reached = max(reached, 3 if is_supported([" ".join(window)], answers) else 2)
+    return STAGES[reached]
+
+
 def summarize(rows: list[dict]) -> dict:
     """Mean figures of one system over its questions."""
     if not rows:
@@ -167,7 +195,8 @@ def summarize(rows: list[dict]) -> dict:
         "mean_actions": actions / len(rows),
         "invalid_action_rate": sum(r["invalid_actions"] for r in rows) / max(1, actions),
         "median_seconds": statistics.median(r["seconds"] for r in rows),
-    }
+    } | ({"stages": {stage: statistics.mean(r["stage"] == stage for r in rows) for stage in STAGES}}
+         if all("stage" in r for r in rows) else {})
 
 
 def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int | None = None,
@@ -185,6 +214,11 @@ def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int
                 continue
             done[(row["system"], row["question"])] = row
     corpus = LocalCorpus.default()
+    from webqa.policy.expert import POLICY_BROWSER  # the browser `webqa.answer` gives the policy
+
+    def stage_of(row: dict, answers: list[str]) -> dict:
+        return {"stage": furthest_stage(corpus, POLICY_BROWSER, row, answers)} if row["system"].startswith("policy") else {}
+
     makers = {"policy": lambda: run_policy(n, policy, reward),
               "policy-unconstrained": lambda: run_policy(n, policy, reward, constrained=False),
               "bm25-sentence": lambda: run_bm25_sentence(corpus),
@@ -206,10 +240,14 @@ def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int
                 # The figures' "actions" is a count; the actions themselves stay under "trajectory".
                 row = {"system": system, "question": item["question"], **record, "trajectory": record["actions"],
                        **score(record, item["answers"])}
+                row |= stage_of(row, item["answers"])
                 sink.write(json.dumps(row, ensure_ascii=False) + "\n")
                 sink.flush()
                 done[(system, item["question"])] = row
-    wanted = {q["question"] for q in questions}
+    wanted = {q["question"]: q["answers"] for q in questions}
+    for (system, question), row in done.items():  # results logged before stages were kept
+        if question in wanted and "stage" not in row:
+            row |= stage_of(row, wanted[question])
     summary = {s: summarize([r for (system, q), r in done.items() if system == s and q in wanted]) for s in systems}
     report = {"questions_file": str(questions_path), "n": n, "limit": limit, "systems": summary}
     out.write_text(json.dumps(report, indent=1), encoding="utf-8")
@@ -228,4 +266,10 @@ def format_report(report: dict) -> str:
     lines = [" ".ljust(width) + "".join(f"{s:>16}" for s in systems)]
     for name, fmt in rows:
         lines.append(name.ljust(width) + "".join(f"{fmt.format(report['systems'][s][name]):>16}" for s in systems))
+    staged = [s for s in systems if "stages" in report["systems"][s]]
+    if staged:
+        width = max(map(len, STAGES))
+        lines += ["", "how far the episodes got".ljust(width) + "".join(f"{s:>16}" for s in staged)]
+        lines += [stage.ljust(width) + "".join(f"{report['systems'][s]['stages'][stage]:>16.3f}" for s in staged)
+                  for stage in STAGES]
     return "\n".join(lines)

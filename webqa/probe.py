@@ -97,7 +97,7 @@ def run_policy_from(sampler: Sampler, browser: Browser) -> tuple[list[str], str 
     """The policy's actions from here (greedy, constrained) until it quotes or leaves; and its quote."""
     url, actions = browser.page.url, []
     for _ in range(MAX_ACTIONS):
-        prompt = action_example(browser.observation(), "")[0]
+        prompt = action_example(browser.observation(), "", sampler.prompt_format)[0]
         action = sampler.sample([prompt], SamplingConfig.max_action_tokens, temperature=0.0,
                                 grammars=[action_grammar(browser)])[0]
         actions.append(action)
@@ -121,7 +121,7 @@ def probe_question(sampler: Sampler, backend: Backend, settings: BrowserSettings
     if not any(holds):
         return None
     page_text = " ".join(browser.page.plain_lines)
-    prompt = action_example(browser.observation(), "")[0]
+    prompt = action_example(browser.observation(), "", sampler.prompt_format)[0]
     scores = sampler.score(prompt, [quote_action(s, page_text) for s in sentences])
     likeliest = max(range(len(sentences)), key=lambda i: scores[i][0] / scores[i][1])
     overlapping = sentences.index(most_overlapping(question, sentences))

@@ -199,11 +199,12 @@ def policy_parts(policy: str | None) -> tuple[str | None, str | None]:
 
 
 def _sampler(policy: str | None):
+    from webqa.policy.prompts import PromptFormat
     from webqa.policy.rollout import Sampler
     from webqa.policy.train import load_policy
 
     model, tokenizer = load_policy(policy)
-    return Sampler(model, tokenizer)
+    return Sampler(model, tokenizer, PromptFormat.load(policy))
 
 
 # --- labelling ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import torch
 
 from webqa.env.browser import Browser
 from webqa.policy.constraints import AnswerGrammar, CitationEnding, LineGrammar, action_grammar
-from webqa.policy.prompts import action_example, answer_example
+from webqa.policy.prompts import PLAIN, PromptFormat, action_example, answer_example
 from webqa.types import Episode, StepResult
 
 # Called after every browser step with the browser's index in `browsers`, the action it took, the
@@ -63,6 +63,7 @@ class Sampler:
 
     model: torch.nn.Module
     tokenizer: object
+    prompt_format: PromptFormat = PLAIN  # how the policy reads observations (saved with it)
     stats: SamplerStats = field(default_factory=SamplerStats)
     # Constrained sampling checks the likeliest tokens first, then more, then (None) the whole vocabulary.
     candidates: tuple[int | None, ...] = (32, 1024, None)
@@ -261,7 +262,7 @@ def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
         live = [(index, b) for index, b in enumerate(browsers) if not b.done]
         if not live:
             break
-        prompts = [action_example(b.observation(), "")[0] for _, b in live]
+        prompts = [action_example(b.observation(), "", sampler.prompt_format)[0] for _, b in live]
         grammars = [action_grammar(b) for _, b in live] if config.constrained else None
         actions = sampler.sample(prompts, config.max_action_tokens, config.temperature, config.top_p, generator,
                                  grammars)

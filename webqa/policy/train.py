@@ -33,7 +33,7 @@ import torch
 
 from webqa.demos import read_demonstrations
 from webqa.policy.model import DEFAULT_MODEL, load_model
-from webqa.policy.prompts import examples_from_demonstration, teaches_answer
+from webqa.policy.prompts import PromptFormat, examples_from_demonstration, teaches_answer
 from webqa.types import Demonstration
 
 IGNORE = -100  # label of tokens the loss skips (the prompt, the padding)
@@ -64,6 +64,9 @@ class TrainConfig:
     # third of the layers costs about half as much on a CPU.
     train_layers: int | None = None
     # data
+    # Bold the question's words in the page text of each observation (see PromptFormat).
+    # None: as the adapter of `init_adapter` was trained (plain for a fresh one).
+    mark_question_words: bool | None = None
     max_length: int = 768  # tokens per row; the prompt is cut from the left to fit
     answer_weight: int = 1  # each answer example appears this many times (one per demo, vs ~5 action steps)
     eval_share: float = 0.1  # share of demonstrations (not rows) held out for the eval loss
@@ -90,6 +93,12 @@ class TrainConfig:
         if self.learning_rate is not None:
             return self.learning_rate
         return 2e-5 if self.full_finetune else 2e-4
+
+    @property
+    def prompt_format(self) -> PromptFormat:
+        if self.mark_question_words is None:
+            return PromptFormat.load(self.init_adapter)
+        return PromptFormat(mark_question_words=self.mark_question_words)
 
 
 # --- data -------------------------------------------------------------------------
@@ -120,11 +129,12 @@ def read_and_split(config: TrainConfig) -> tuple[list[Demonstration], list[Demon
     return train_demos, eval_demos
 
 
-def pairs_of(demos: list[Demonstration], answer_weight: int = 1) -> list[tuple[str, str]]:
+def pairs_of(demos: list[Demonstration], answer_weight: int = 1,
+             prompt_format: PromptFormat = PromptFormat()) -> list[tuple[str, str]]:
     """The (prompt, target) pairs of the demonstrations, answer pairs repeated `answer_weight` times."""
     pairs = []
     for demo in demos:
-        examples = examples_from_demonstration(demo)
+        examples = examples_from_demonstration(demo, prompt_format)
         if teaches_answer(demo):  # the answer pair is the last one
             examples = examples[:-1] + examples[-1:] * answer_weight
         pairs += examples
@@ -292,8 +302,10 @@ def train(config: TrainConfig) -> dict:
         raise ValueError(f"no demonstrations in {', '.join(map(str, config.demos)) or '(no files given)'}")
 
     model, tokenizer = prepare_model(config)
-    train_rows, train_counts = build_rows(tokenizer, pairs_of(train_demos, config.answer_weight), config.max_length)
-    eval_rows, eval_counts = build_rows(tokenizer, pairs_of(eval_demos), config.max_length)
+    prompt_format = config.prompt_format
+    train_pairs = pairs_of(train_demos, config.answer_weight, prompt_format)
+    train_rows, train_counts = build_rows(tokenizer, train_pairs, config.max_length)
+    eval_rows, eval_counts = build_rows(tokenizer, pairs_of(eval_demos, prompt_format=prompt_format), config.max_length)
     if not train_rows:
         raise ValueError(f"no training rows: every target is longer than max_length={config.max_length}")
 
@@ -343,7 +355,7 @@ def train(config: TrainConfig) -> dict:
 
     trainer.save_model(str(out))  # only the adapter for a PeftModel, with the tokenizer
     summary = {
-        "config": asdict(config) | {"learning_rate": config.lr},
+        "config": asdict(config) | {"learning_rate": config.lr, "mark_question_words": prompt_format.mark_question_words},
         "base": base_name(config),
         "demonstrations": {"train": len(train_demos), "eval": len(eval_demos)},
         "examples": {"train": train_counts, "eval": eval_counts},
@@ -361,6 +373,7 @@ def train(config: TrainConfig) -> dict:
     }
     if trainer.is_world_process_zero():
         (out / "training.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+        prompt_format.save(out)
         plot_losses(trainer.state.log_history, out / "loss.png")
     return summary
 
@@ -452,6 +465,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--lora-r", type=int, default=d.lora_r)
     parser.add_argument("--train-layers", type=int, default=None, metavar="K",
                         help="train only the top K layers (faster steps; default: all)")
+    parser.add_argument("--mark-question-words", action=argparse.BooleanOptionalAction, default=None,
+                        help="bold the question's words in the page text the policy reads "
+                             "(default: as the --init-adapter was trained; off for a fresh adapter)")
     parser.add_argument("--answer-weight", type=int, default=d.answer_weight, help="repeats of each answer example")
     parser.add_argument("--eval-share", type=float, default=d.eval_share, help="share of demos held out")
     parser.add_argument("--save-steps", type=int, default=d.save_steps)
@@ -469,6 +485,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         max_length=args.max_length, lora_r=args.lora_r, lora_alpha=2 * args.lora_r, train_layers=args.train_layers,
         answer_weight=args.answer_weight, eval_share=args.eval_share, save_steps=args.save_steps,
         log_steps=args.log_steps, seed=args.seed, resume=not args.fresh, init_adapter=args.init_adapter,
+        mark_question_words=args.mark_question_words,
     )
 
 
