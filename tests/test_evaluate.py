@@ -5,7 +5,16 @@ import json
 import pytest
 
 from webqa.env import Browser
-from webqa.evaluate import STAGES, best_sentence, evaluate, format_report, furthest_stage, read_questions, score, summarize
+from webqa.evaluate import (
+    STAGES,
+    best_sentence,
+    evaluate,
+    format_report,
+    furthest_stage,
+    read_questions,
+    score,
+    summarize,
+)
 from webqa.policy.expert import POLICY_BROWSER
 
 
@@ -94,7 +103,8 @@ def test_furthest_stage_replays_the_episode_and_tells_how_far_it_got(corpus):
 
 def test_the_report_shows_the_policys_stages(corpus):
     rows = [{"correct": c, "supported": c, "citations_valid": True, "answered": True, "words": 5, "actions": 4,
-             "invalid_actions": 0, "seconds": 1.0, "stage": STAGES[5] if c else STAGES[0]} for c in (True, False, False)]
+             "invalid_actions": 0, "seconds": 1.0, "stage": STAGES[5] if c else STAGES[0]}
+            for c in (True, False, False)]
     figures = summarize(rows)
     assert figures["stages"][STAGES[5]] == pytest.approx(1 / 3) and figures["stages"][STAGES[0]] == pytest.approx(2 / 3)
     assert sum(figures["stages"].values()) == pytest.approx(1.0)

@@ -296,11 +296,12 @@ def test_the_prompt_format_is_trained_saved_and_inherited(tiny_base, demo_file, 
     assert any("**" in prompt for prompt, _ in pairs_of(read_demos([demo_file]), prompt_format=marked))
     first = tmp_path / "first"
     assert main(["--demos", str(demo_file), "--out", str(first), "--base", str(tiny_base), "--max-length", "128",
-                 "--max-steps", "1", "--eval-share", "0", "--mark-question-words"]) == 0
-    assert PromptFormat.load(first) == marked
+                 "--max-steps", "1", "--save-steps", "1", "--eval-share", "0", "--mark-question-words"]) == 0
+    checkpoint = first / "checkpoints" / "checkpoint-1"
+    assert PromptFormat.load(first) == PromptFormat.load(checkpoint) == marked
     assert json.loads((first / "training.json").read_text())["config"]["mark_question_words"] is True
-    # Continuing an adapter keeps the format it was trained with, unless told otherwise.
-    train(tiny_config(tiny_base, demo_file, tmp_path / "kept", max_steps=1, init_adapter=str(first)))
+    # Continuing an adapter (or a checkpoint) keeps the format it was trained with, unless told otherwise.
+    train(tiny_config(tiny_base, demo_file, tmp_path / "kept", max_steps=1, init_adapter=str(checkpoint)))
     assert PromptFormat.load(tmp_path / "kept") == marked
     train(tiny_config(tiny_base, demo_file, tmp_path / "plain", max_steps=1, init_adapter=str(first),
                       mark_question_words=False))

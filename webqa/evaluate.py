@@ -217,7 +217,9 @@ def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int
     from webqa.policy.expert import POLICY_BROWSER  # the browser `webqa.answer` gives the policy
 
     def stage_of(row: dict, answers: list[str]) -> dict:
-        return {"stage": furthest_stage(corpus, POLICY_BROWSER, row, answers)} if row["system"].startswith("policy") else {}
+        if not row["system"].startswith("policy"):
+            return {}
+        return {"stage": furthest_stage(corpus, POLICY_BROWSER, row, answers)}
 
     makers = {"policy": lambda: run_policy(n, policy, reward),
               "policy-unconstrained": lambda: run_policy(n, policy, reward, constrained=False),

@@ -276,15 +276,21 @@ def target_loss(model, inputs: dict, num_items_in_batch=None):
     return loss / count, outputs
 
 
-def _trainer_class():
+def _trainer_class(prompt_format: PromptFormat = PromptFormat()):
     from transformers import Trainer
 
     class TargetLossTrainer(Trainer):
-        """The transformers Trainer, with `target_loss` as its loss."""
+        """The transformers Trainer, with `target_loss` as its loss; every save (checkpoints too)
+        keeps the prompt format beside the weights, so that any of them loads as the policy it is."""
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             loss, outputs = target_loss(model, inputs, num_items_in_batch)
             return (loss, outputs) if return_outputs else loss
+
+        def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+            super().save_model(output_dir, _internal_call)
+            if self.is_world_process_zero():
+                prompt_format.save(output_dir or self.args.output_dir)
 
     return TargetLossTrainer
 
@@ -336,7 +342,7 @@ def train(config: TrainConfig) -> dict:
         dataloader_pin_memory=cuda,
         report_to="none",
     )
-    trainer = _trainer_class()(
+    trainer = _trainer_class(prompt_format)(
         model=model,
         args=args,
         train_dataset=train_rows,  # a list of dicts is all a DataLoader needs
@@ -355,7 +361,8 @@ def train(config: TrainConfig) -> dict:
 
     trainer.save_model(str(out))  # only the adapter for a PeftModel, with the tokenizer
     summary = {
-        "config": asdict(config) | {"learning_rate": config.lr, "mark_question_words": prompt_format.mark_question_words},
+        "config": asdict(config) | {"learning_rate": config.lr,
+                                    "mark_question_words": prompt_format.mark_question_words},
         "base": base_name(config),
         "demonstrations": {"train": len(train_demos), "eval": len(eval_demos)},
         "examples": {"train": train_counts, "eval": eval_counts},
@@ -373,7 +380,6 @@ def train(config: TrainConfig) -> dict:
     }
     if trainer.is_world_process_zero():
         (out / "training.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-        prompt_format.save(out)
         plot_losses(trainer.state.log_history, out / "loss.png")
     return summary
 
