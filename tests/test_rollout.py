@@ -5,8 +5,11 @@ import torch
 
 from tests.tiny import tiny_policy_folder
 from webqa.env import Browser, BrowserSettings
+from webqa.policy.expert_moves import quote_action
+from webqa.policy.expert_text import sentences_in_view
 from webqa.policy.model import load_model
-from webqa.policy.rollout import Sampler, SamplingConfig, run_episodes
+from webqa.policy.prompts import action_example
+from webqa.policy.rollout import Sampler, SamplingConfig, choose_quote, run_episodes
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +90,47 @@ def test_lockstep_episodes_run_to_the_end_and_never_crash(tiny, corpus):
     # A random model writes garbage: the browser must have counted it as invalid actions, not crashed.
     assert any(step.error for episode in episodes for step in episode.steps)
     assert sampler.stats.decode_tokens > 0
+
+
+def open_danube(corpus) -> Browser:
+    browser = Browser(corpus, BrowserSettings(window_lines=12))
+    browser.reset("Which river flows through Vienna?")
+    assert browser.step("Search Danube").error is None and browser.step("Clicked on link 0").error is None
+    return browser
+
+
+def test_choose_quote_takes_the_likeliest_of_the_written_line_and_the_sentences_in_view(tiny, corpus):
+    sampler = Sampler(*tiny)
+    browser = open_danube(corpus)
+    prompt = action_example(browser.observation(), "")[0]
+    written = "Quote: The Danube is a river"
+    page_text = " ".join(browser.page.plain_lines)
+    sentences = sentences_in_view(browser)
+    candidates = [written] + [quote_action(s, page_text) for s in sentences]
+    assert len(sentences) >= 3
+    means = [total / count for total, count in sampler.score(prompt, candidates)]
+    chosen = choose_quote(sampler, browser, prompt, written)
+    assert chosen == candidates[means.index(max(means))]
+    drawn = {choose_quote(sampler, browser, prompt, written, 1.0, torch.Generator().manual_seed(seed))
+             for seed in range(12)}
+    assert drawn <= set(candidates) and len(drawn) > 1
+    # A sentence quoted already is not offered again.
+    first = sentences[0]
+    assert browser.step(f"Quote: {first}").error is None
+    assert all(choose_quote(sampler, browser, prompt, written, 1.0, torch.Generator().manual_seed(seed))
+               != quote_action(first, page_text) for seed in range(12))
+
+
+def test_episodes_with_sentence_quotes_quote_what_choose_quote_picks(tiny, corpus, monkeypatch):
+    sampler = Sampler(*tiny)
+    script = iter(["Search Danube", "Clicked on link 0", "Quote: The Danube is a river", "End: Answer"])
+    monkeypatch.setattr(sampler, "sample", lambda prompts, *args, **kwargs: [
+        "The Danube [1]." if p.rstrip().endswith("♦Answer") else next(script) for p in prompts])
+    browser = Browser(corpus, BrowserSettings(window_lines=12))
+    episode, = run_episodes(sampler, [browser], "Which river flows through Vienna?",
+                            SamplingConfig(temperature=0.0, quote_sentences=True))
+    reference = open_danube(corpus)
+    expected = choose_quote(sampler, reference, action_example(reference.observation(), "")[0],
+                            "Quote: The Danube is a river")
+    assert episode.steps[2].action == expected and episode.steps[2].error is None
+    assert len(episode.quotes) == 1 and episode.answer == "The Danube [1]."

@@ -31,7 +31,8 @@ from webqa.env.commands import InvalidCommand, parse
 from webqa.env.local import STOPWORDS, LocalCorpus
 from webqa.scoring import answer_words, is_correct, is_supported, normalize
 
-SYSTEMS = ("policy", "bm25-sentence", "rag")  # the default; also "policy-unconstrained" (no grammar)
+# The default systems; also "policy-unconstrained" (no grammar) and "policy-sentence-quotes" (see run_policy).
+SYSTEMS = ("policy", "bm25-sentence", "rag")
 RAG_CONTEXT_WORDS = 220
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 # How far a policy episode got towards a gold answer, each stage including the ones before.
@@ -116,13 +117,15 @@ def run_rag(corpus: LocalCorpus, base: str | None = None) -> Callable[[str], dic
     return run
 
 
-def run_policy(n: int, policy: str | None = None, reward: str | None = None,
-               constrained: bool = True) -> Callable[[str], dict]:
-    """The agent; `constrained=False` lets the model write lines no grammar checks (an ablation)."""
+def run_policy(n: int, policy: str | None = None, reward: str | None = None, constrained: bool = True,
+               quote_sentences: bool = False) -> Callable[[str], dict]:
+    """The agent; `constrained=False` lets the model write lines no grammar checks (an ablation),
+    `quote_sentences=True` lets its likelihood choose quotes among whole sentences (`SamplingConfig`)."""
     from webqa.agent import answer
     from webqa.policy.rollout import SamplingConfig
 
-    sampling = SamplingConfig(temperature=0.0 if n == 1 else 0.7, constrained=constrained)
+    sampling = SamplingConfig(temperature=0.0 if n == 1 else 0.7, constrained=constrained,
+                              quote_sentences=quote_sentences)
 
     def run(question: str) -> dict:
         result = answer(question, n=n, policy=policy, reward=reward, sampling=sampling)
@@ -223,6 +226,7 @@ def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int
 
     makers = {"policy": lambda: run_policy(n, policy, reward),
               "policy-unconstrained": lambda: run_policy(n, policy, reward, constrained=False),
+              "policy-sentence-quotes": lambda: run_policy(n, policy, reward, quote_sentences=True),
               "bm25-sentence": lambda: run_bm25_sentence(corpus),
               "rag": lambda: run_rag(corpus)}
     unknown = [system for system in systems if system not in makers]

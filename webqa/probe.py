@@ -35,7 +35,7 @@ from webqa.env.browser import Browser, BrowserSettings
 from webqa.evaluate import most_overlapping, read_questions
 from webqa.policy.constraints import action_grammar
 from webqa.policy.expert_moves import plan_moves, quote_action
-from webqa.policy.expert_text import line_offsets, page_sentences, passages
+from webqa.policy.expert_text import passages, sentences_in_view
 from webqa.policy.prompts import action_example
 from webqa.policy.rollout import Sampler, SamplingConfig
 from webqa.scoring import is_supported
@@ -62,15 +62,6 @@ class ProbeState:
                 "likelihood": float(self.holds_answer[self.likelihood_pick]),
                 "overlap": float(self.holds_answer[self.overlap_pick]),
                 "chance": statistics.mean(self.holds_answer)}
-
-
-def sentences_in_view(browser: Browser) -> list[str]:
-    """The complete sentences (outside headings) that the browser's window shows."""
-    page, settings = browser.page, browser.settings
-    offsets, text = line_offsets(page), " ".join(page.plain_lines)
-    last = min(browser.cursor + settings.window_lines, len(page.lines)) - 1
-    low, high = offsets[browser.cursor], offsets[last] + len(page.plain_lines[last])
-    return [text[a:b] for a, b in page_sentences(page, settings.line_width) if low <= a and b <= high]
 
 
 def probe_state(backend: Backend, settings: BrowserSettings, question: str, gold: list[str]) -> Browser | None:

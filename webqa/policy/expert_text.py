@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from webqa.env.answering import check_citations
+from webqa.env.browser import Browser
 from webqa.env.local import STOPWORDS
 from webqa.env.render import Page, strip_markup
 from webqa.scoring import is_correct, normalize
@@ -208,6 +209,15 @@ def page_sentences(page: Page, width: int) -> list[tuple[int, int]]:
         base, end = offsets[first], offsets[last] + len(page.plain_lines[last])
         spans += [(a + base, b + base) for a, b in _sentences(text[base:end])]
     return spans
+
+
+def sentences_in_view(browser: Browser) -> list[str]:
+    """The complete sentences (outside headings) that the browser's window shows."""
+    page, settings = browser.page, browser.settings
+    offsets, text = line_offsets(page), " ".join(page.plain_lines)
+    last = min(browser.cursor + settings.window_lines, len(page.lines)) - 1
+    low, high = offsets[browser.cursor], offsets[last] + len(page.plain_lines[last])
+    return [text[a:b] for a, b in page_sentences(page, settings.line_width) if low <= a and b <= high]
 
 
 def passages(page: Page, question: str, gold: list[str], width: int,

@@ -26,6 +26,8 @@ import torch
 
 from webqa.env.browser import Browser
 from webqa.policy.constraints import AnswerGrammar, CitationEnding, LineGrammar, action_grammar
+from webqa.policy.expert_moves import quote_action
+from webqa.policy.expert_text import sentences_in_view
 from webqa.policy.prompts import PLAIN, PromptFormat, action_example, answer_example
 from webqa.types import Episode, StepResult
 
@@ -45,6 +47,10 @@ class SamplingConfig:
     max_answer_tokens: int = 96
     seed: int | None = None
     constrained: bool = True  # sample only tokens that keep the line valid (see webqa.policy.constraints)
+    # Once the policy writes `Quote:`, let its likelihood choose the quote among the whole sentences in
+    # view and the line it wrote (mean log-probability per token): a choice over whole sentences,
+    # where a token-by-token one commits to a sentence on its first word.
+    quote_sentences: bool = False
 
 
 @dataclass
@@ -246,6 +252,22 @@ def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator: tor
     return order.gather(-1, choice).squeeze(-1)
 
 
+def choose_quote(sampler: Sampler, browser: Browser, prompt: str, action: str, temperature: float = 0.0,
+                 generator: torch.Generator | None = None) -> str:
+    """The quote the policy finds likeliest after `prompt`: `action` (the `Quote: ...` it wrote) or a whole
+    sentence in view (see `SamplingConfig.quote_sentences`); sampled by likelihood when temperature > 0."""
+    grammar = action_grammar(browser)  # drops sentences quoted already or too long for the room left
+    page_text = " ".join(browser.page.plain_lines)
+    lines = [action] + [quote_action(s, page_text) for s in sentences_in_view(browser)]
+    lines = [line for line in dict.fromkeys(lines) if line == action or grammar.complete(line)]
+    if len(lines) == 1:
+        return action
+    means = torch.tensor([log_probability / count for log_probability, count in sampler.score(prompt, lines)])
+    if temperature <= 0:
+        return lines[int(means.argmax())]
+    return lines[int(torch.multinomial(torch.softmax(means / temperature, 0), 1, generator=generator))]
+
+
 def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
                  config: SamplingConfig | None = None, on_step: StepCallback | None = None) -> list[Episode]:
     """Browse with every browser in lockstep, then write each episode's answer from its quotes.
@@ -266,6 +288,10 @@ def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
         grammars = [action_grammar(b) for _, b in live] if config.constrained else None
         actions = sampler.sample(prompts, config.max_action_tokens, config.temperature, config.top_p, generator,
                                  grammars)
+        if config.quote_sentences:
+            actions = [choose_quote(sampler, browser, prompt, action, config.temperature, generator)
+                       if action.startswith("Quote:") and browser.page is not None else action
+                       for (_, browser), prompt, action in zip(live, prompts, actions)]
         for (index, browser), action in zip(live, actions):
             result = browser.step(action)
             if on_step is not None:
