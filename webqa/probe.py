@@ -37,7 +37,7 @@ from webqa.policy.constraints import action_grammar
 from webqa.policy.expert_moves import plan_moves, quote_action
 from webqa.policy.expert_text import passages, sentences_in_view
 from webqa.policy.prompts import action_example
-from webqa.policy.rollout import Sampler, SamplingConfig
+from webqa.policy.rollout import Sampler, SamplingConfig, mean_log_probabilities
 from webqa.scoring import is_supported
 
 MAX_ACTIONS = 4  # the policy's actions from the probe state before it counts as not quoting
@@ -113,8 +113,7 @@ def probe_question(sampler: Sampler, backend: Backend, settings: BrowserSettings
         return None
     page_text = " ".join(browser.page.plain_lines)
     prompt = action_example(browser.observation(), "", sampler.prompt_format)[0]
-    scores = sampler.score(prompt, [quote_action(s, page_text) for s in sentences])
-    likeliest = max(range(len(sentences)), key=lambda i: scores[i][0] / scores[i][1])
+    likeliest = int(mean_log_probabilities(sampler, prompt, [quote_action(s, page_text) for s in sentences]).argmax())
     overlapping = sentences.index(most_overlapping(question, sentences))
     state = ProbeState(question, sentences, holds, likeliest, overlapping)
     state.policy_actions, state.policy_quote = run_policy_from(sampler, browser)

@@ -252,6 +252,12 @@ def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator: tor
     return order.gather(-1, choice).squeeze(-1)
 
 
+def mean_log_probabilities(sampler: Sampler, prompt: str, lines: list[str]) -> torch.Tensor:
+    """Each line's log-probability per token as the policy's next line (`Sampler.score`), so that
+    long and short lines compare; `argmax` gives the first of equals."""
+    return torch.tensor([log_probability / count for log_probability, count in sampler.score(prompt, lines)])
+
+
 def choose_quote(sampler: Sampler, browser: Browser, prompt: str, action: str, temperature: float = 0.0,
                  generator: torch.Generator | None = None) -> str:
     """The quote the policy finds likeliest after `prompt`: `action` (the `Quote: ...` it wrote) or a whole
@@ -262,7 +268,7 @@ def choose_quote(sampler: Sampler, browser: Browser, prompt: str, action: str, t
     lines = [line for line in dict.fromkeys(lines) if line == action or grammar.complete(line)]
     if len(lines) == 1:
         return action
-    means = torch.tensor([log_probability / count for log_probability, count in sampler.score(prompt, lines)])
+    means = mean_log_probabilities(sampler, prompt, lines)
     if temperature <= 0:
         return lines[int(means.argmax())]
     return lines[int(torch.multinomial(torch.softmax(means / temperature, 0), 1, generator=generator))]

@@ -33,7 +33,7 @@ import torch
 
 from webqa.demos import read_demonstrations
 from webqa.policy.model import DEFAULT_MODEL, load_model
-from webqa.policy.prompts import PromptFormat, examples_from_demonstration, teaches_answer
+from webqa.policy.prompts import PLAIN, PromptFormat, examples_from_demonstration, teaches_answer
 from webqa.types import Demonstration
 
 IGNORE = -100  # label of tokens the loss skips (the prompt, the padding)
@@ -130,7 +130,7 @@ def read_and_split(config: TrainConfig) -> tuple[list[Demonstration], list[Demon
 
 
 def pairs_of(demos: list[Demonstration], answer_weight: int = 1,
-             prompt_format: PromptFormat = PromptFormat()) -> list[tuple[str, str]]:
+             prompt_format: PromptFormat = PLAIN) -> list[tuple[str, str]]:
     """The (prompt, target) pairs of the demonstrations, answer pairs repeated `answer_weight` times."""
     pairs = []
     for demo in demos:
@@ -276,7 +276,7 @@ def target_loss(model, inputs: dict, num_items_in_batch=None):
     return loss / count, outputs
 
 
-def _trainer_class(prompt_format: PromptFormat = PromptFormat()):
+def _trainer_class(prompt_format: PromptFormat = PLAIN):
     from transformers import Trainer
 
     class TargetLossTrainer(Trainer):
