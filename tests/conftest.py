@@ -21,3 +21,13 @@ def corpus(_private_cache):
     from webqa.env import LocalCorpus
 
     return LocalCorpus.default()
+
+
+@pytest.fixture(scope="session")
+def tiny_policy(corpus, tmp_path_factory):
+    """(model, tokenizer): a tiny random model of the base's architecture, its tokenizer fitted to a few pages."""
+    from tests.tiny import tiny_policy_folder
+    from webqa.policy.model import load_model
+
+    texts = [corpus.plain_text(t) for t in ["Danube", "Vienna", "Istanbul", "Albert Einstein"]]
+    return load_model(str(tiny_policy_folder(tmp_path_factory.mktemp("tiny-policy"), texts)), device="cpu")

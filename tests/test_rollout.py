@@ -3,21 +3,16 @@
 import pytest
 import torch
 
-from tests.tiny import tiny_policy_folder
 from webqa.env import Browser, BrowserSettings
 from webqa.policy.expert_moves import quote_action
 from webqa.policy.expert_text import sentences_in_view
-from webqa.policy.model import load_model
 from webqa.policy.prompts import action_example
 from webqa.policy.rollout import Sampler, SamplingConfig, choose_quote, run_episodes
 
 
 @pytest.fixture(scope="module")
-def tiny(corpus, tmp_path_factory):
-    texts = [corpus.plain_text(t) for t in ["Danube", "Vienna", "Istanbul", "Albert Einstein"]]
-    folder = tiny_policy_folder(tmp_path_factory.mktemp("tiny-policy"), texts)
-    model, tokenizer = load_model(str(folder), device="cpu")
-    return model, tokenizer
+def tiny(tiny_policy):
+    return tiny_policy
 
 
 def reference_lines(model, tokenizer, prompts, max_new_tokens, stop_ids):
@@ -128,7 +123,7 @@ def test_episodes_with_sentence_quotes_quote_what_choose_quote_picks(tiny, corpu
         "The Danube [1]." if p.rstrip().endswith("♦Answer") else next(script) for p in prompts])
     browser = Browser(corpus, BrowserSettings(window_lines=12))
     episode, = run_episodes(sampler, [browser], "Which river flows through Vienna?",
-                            SamplingConfig(temperature=0.0, quote_sentences=True))
+                            SamplingConfig(temperature=0.0, quotes="likelihood"))
     reference = open_danube(corpus)
     expected = choose_quote(sampler, reference, action_example(reference.observation(), "")[0],
                             "Quote: The Danube is a river")

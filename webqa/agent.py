@@ -40,13 +40,10 @@ def make_backend(backend: str | Backend) -> Backend:
 @lru_cache(maxsize=2)
 def load_sampler(policy: str | None = None):
     """The policy model wrapped for sampling; by default the shipped behavior-cloned adapter."""
-    from webqa.policy.prompts import PromptFormat
-    from webqa.policy.rollout import Sampler
-    from webqa.policy.train import load_policy
+    from webqa.policy.train import load_policy_sampler
 
     path = policy or (str(SHIPPED_POLICY) if (SHIPPED_POLICY / "adapter_config.json").exists() else None)
-    model, tokenizer = load_policy(path)
-    return Sampler(model, tokenizer, PromptFormat.load(path))
+    return load_policy_sampler(path)
 
 
 @lru_cache(maxsize=2)

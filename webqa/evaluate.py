@@ -118,14 +118,13 @@ def run_rag(corpus: LocalCorpus, base: str | None = None) -> Callable[[str], dic
 
 
 def run_policy(n: int, policy: str | None = None, reward: str | None = None, constrained: bool = True,
-               quote_sentences: bool = False) -> Callable[[str], dict]:
+               quotes: str = "reader") -> Callable[[str], dict]:
     """The agent; `constrained=False` lets the model write lines no grammar checks (an ablation),
-    `quote_sentences=True` lets its likelihood choose quotes among whole sentences (`SamplingConfig`)."""
+    `quotes` says who chooses the quotes (`SamplingConfig.quotes`)."""
     from webqa.agent import answer
     from webqa.policy.rollout import SamplingConfig
 
-    sampling = SamplingConfig(temperature=0.0 if n == 1 else 0.7, constrained=constrained,
-                              quote_sentences=quote_sentences)
+    sampling = SamplingConfig(temperature=0.0 if n == 1 else 0.7, constrained=constrained, quotes=quotes)
 
     def run(question: str) -> dict:
         result = answer(question, n=n, policy=policy, reward=reward, sampling=sampling)
@@ -226,7 +225,8 @@ def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int
 
     makers = {"policy": lambda: run_policy(n, policy, reward),
               "policy-unconstrained": lambda: run_policy(n, policy, reward, constrained=False),
-              "policy-sentence-quotes": lambda: run_policy(n, policy, reward, quote_sentences=True),
+              "policy-written-quotes": lambda: run_policy(n, policy, reward, quotes="written"),
+              "policy-sentence-quotes": lambda: run_policy(n, policy, reward, quotes="likelihood"),
               "bm25-sentence": lambda: run_bm25_sentence(corpus),
               "rag": lambda: run_rag(corpus)}
     unknown = [system for system in systems if system not in makers]

@@ -18,6 +18,8 @@ view with the expert's moves. From there four choosers pick a sentence:
   (`Quote: ...`, mean log-probability per token; `Sampler.score`);
 - `overlap`: the sentence in view sharing the most content words with the question
   (the rule of the `bm25-sentence` baseline);
+- `reader`: the sentence the policy's quote reader ranks first (`webqa.policy.reader`; counted as
+  a miss for a policy without one);
 - `chance`: a sentence in view drawn at random (the expected hit rate).
 """
 
@@ -41,7 +43,7 @@ from webqa.policy.rollout import Sampler, SamplingConfig, mean_log_probabilities
 from webqa.scoring import is_supported
 
 MAX_ACTIONS = 4  # the policy's actions from the probe state before it counts as not quoting
-CHOOSERS = ("policy", "likelihood", "overlap", "chance")
+CHOOSERS = ("policy", "likelihood", "overlap", "reader", "chance")
 
 
 @dataclass
@@ -53,6 +55,7 @@ class ProbeState:
     holds_answer: list[bool]  # whether each holds a gold answer
     likelihood_pick: int  # index into sentences
     overlap_pick: int
+    reader_pick: int | None = None  # None: the policy has no reader
     policy_actions: list[str] = field(default_factory=list)
     policy_quote: str | None = None  # the passage the policy quoted, if it did
     policy_hit: bool = False  # its quote holds a gold answer
@@ -61,6 +64,7 @@ class ProbeState:
         return {"policy": float(self.policy_hit),
                 "likelihood": float(self.holds_answer[self.likelihood_pick]),
                 "overlap": float(self.holds_answer[self.overlap_pick]),
+                "reader": float(self.reader_pick is not None and self.holds_answer[self.reader_pick]),
                 "chance": statistics.mean(self.holds_answer)}
 
 
@@ -115,7 +119,8 @@ def probe_question(sampler: Sampler, backend: Backend, settings: BrowserSettings
     prompt = action_example(browser.observation(), "", sampler.prompt_format)[0]
     likeliest = int(mean_log_probabilities(sampler, prompt, [quote_action(s, page_text) for s in sentences]).argmax())
     overlapping = sentences.index(most_overlapping(question, sentences))
-    state = ProbeState(question, sentences, holds, likeliest, overlapping)
+    reader = sampler.reader.choose(question, browser.page.title, sentences) if sampler.reader else None
+    state = ProbeState(question, sentences, holds, likeliest, overlapping, reader)
     state.policy_actions, state.policy_quote = run_policy_from(sampler, browser)
     state.policy_hit = state.policy_quote is not None and is_supported([state.policy_quote], gold)
     return state

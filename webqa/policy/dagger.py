@@ -53,7 +53,7 @@ from webqa.env.commands import InvalidCommand, parse
 from webqa.env.local import fts_query
 from webqa.env.render import strip_markup
 from webqa.policy.expert import POLICY_BROWSER, Expert, compose_answer
-from webqa.policy.train import TrainConfig, read_demos, train
+from webqa.policy.train import TrainConfig, load_policy_sampler, read_demos, train
 from webqa.scoring import is_correct
 from webqa.types import Demonstration, Episode, Step
 
@@ -155,7 +155,7 @@ def roll_out_round(config: DaggerConfig, round_: int, policy: str | None, questi
     bar = tqdm(total=len(questions), initial=len(questions) - len(todo), desc=f"round {round_}: rollouts",
                unit="question", disable=not progress)
     if todo:
-        sampler = _sampler(policy)
+        sampler = load_policy_sampler(policy)
         for record in todo:
             episodes = roll_out(sampler, expert.backend, record, config, round_)
             for index, episode in enumerate(episodes):
@@ -196,15 +196,6 @@ def policy_parts(policy: str | None) -> tuple[str | None, str | None]:
     if adapter_config.exists():
         return json.loads(adapter_config.read_text(encoding="utf-8"))["base_model_name_or_path"], str(policy)
     return str(policy), None
-
-
-def _sampler(policy: str | None):
-    from webqa.policy.prompts import PromptFormat
-    from webqa.policy.rollout import Sampler
-    from webqa.policy.train import load_policy
-
-    model, tokenizer = load_policy(policy)
-    return Sampler(model, tokenizer, PromptFormat.load(policy))
 
 
 # --- labelling ----------------------------------------------------------------------------

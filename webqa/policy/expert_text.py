@@ -211,13 +211,17 @@ def page_sentences(page: Page, width: int) -> list[tuple[int, int]]:
     return spans
 
 
-def sentences_in_view(browser: Browser) -> list[str]:
-    """The complete sentences (outside headings) that the browser's window shows."""
+def sentences_in_view(browser: Browser, partial: bool = False) -> list[str]:
+    """The complete sentences (outside headings) that the browser's window shows; with `partial`,
+    also those the window's edges cut, whole."""
     page, settings = browser.page, browser.settings
     offsets, text = line_offsets(page), " ".join(page.plain_lines)
     last = min(browser.cursor + settings.window_lines, len(page.lines)) - 1
     low, high = offsets[browser.cursor], offsets[last] + len(page.plain_lines[last])
-    return [text[a:b] for a, b in page_sentences(page, settings.line_width) if low <= a and b <= high]
+    spans = page_sentences(page, settings.line_width)
+    if partial:
+        return [text[a:b] for a, b in spans if a < high and b > low]
+    return [text[a:b] for a, b in spans if low <= a and b <= high]
 
 
 def passages(page: Page, question: str, gold: list[str], width: int,

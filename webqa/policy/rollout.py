@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
 
 from webqa.env.browser import Browser
-from webqa.policy.constraints import AnswerGrammar, CitationEnding, LineGrammar, action_grammar
+from webqa.policy.constraints import MIN_QUOTE_WORDS, AnswerGrammar, CitationEnding, LineGrammar, action_grammar
 from webqa.policy.expert_moves import quote_action
-from webqa.policy.expert_text import sentences_in_view
 from webqa.policy.prompts import PLAIN, PromptFormat, action_example, answer_example
+from webqa.policy.expert_text import sentences_in_view
+from webqa.policy.reader import QuoteReader, unquoted, unquoted_in_view
 from webqa.types import Episode, StepResult
 
 # Called after every browser step with the browser's index in `browsers`, the action it took, the
@@ -47,10 +48,15 @@ class SamplingConfig:
     max_answer_tokens: int = 96
     seed: int | None = None
     constrained: bool = True  # sample only tokens that keep the line valid (see webqa.policy.constraints)
-    # Once the policy writes `Quote:`, let its likelihood choose the quote among the whole sentences in
-    # view and the line it wrote (mean log-probability per token): a choice over whole sentences,
-    # where a token-by-token one commits to a sentence on its first word.
-    quote_sentences: bool = False
+    # How quotes are chosen:
+    # - "reader": the policy's reader (`webqa.policy.reader`, `reader.json` in its folder), where it has
+    #   one, decides on every page whether to quote a sentence in view and which; where it does not
+    #   quote, the model acts, and a `Quote:` the model writes quotes the sentence the reader ranks first.
+    #   A policy without a reader quotes as written.
+    # - "likelihood": once the model writes `Quote:`, its likelihood (mean log-probability per token)
+    #   chooses among the line it wrote and the whole sentences in view.
+    # - "written": the line the model wrote.
+    quotes: str = "reader"
 
 
 @dataclass
@@ -70,6 +76,7 @@ class Sampler:
     model: torch.nn.Module
     tokenizer: object
     prompt_format: PromptFormat = PLAIN  # how the policy reads observations (saved with it)
+    reader: QuoteReader | None = None  # the policy's quote reader (saved with it), if it has one
     stats: SamplerStats = field(default_factory=SamplerStats)
     # Constrained sampling checks the likeliest tokens first, then more, then (None) the whole vocabulary.
     candidates: tuple[int | None, ...] = (32, 1024, None)
@@ -261,17 +268,60 @@ def mean_log_probabilities(sampler: Sampler, prompt: str, lines: list[str]) -> t
 def choose_quote(sampler: Sampler, browser: Browser, prompt: str, action: str, temperature: float = 0.0,
                  generator: torch.Generator | None = None) -> str:
     """The quote the policy finds likeliest after `prompt`: `action` (the `Quote: ...` it wrote) or a whole
-    sentence in view (see `SamplingConfig.quote_sentences`); sampled by likelihood when temperature > 0."""
-    grammar = action_grammar(browser)  # drops sentences quoted already or too long for the room left
-    page_text = " ".join(browser.page.plain_lines)
-    lines = [action] + [quote_action(s, page_text) for s in sentences_in_view(browser)]
-    lines = [line for line in dict.fromkeys(lines) if line == action or grammar.complete(line)]
+    sentence in view (`SamplingConfig.quotes == "likelihood"`); sampled by likelihood when temperature > 0."""
+    lines = [action] + [line for _, line in quotable_sentences(browser) if line != action]
     if len(lines) == 1:
         return action
     means = mean_log_probabilities(sampler, prompt, lines)
     if temperature <= 0:
         return lines[int(means.argmax())]
     return lines[int(torch.multinomial(torch.softmax(means / temperature, 0), 1, generator=generator))]
+
+
+def quotable_sentences(browser: Browser, partial: bool = False, earlier: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """(sentence, `Quote:` line) for each whole sentence in view the browser would still take as a quote
+    (none on a search page; none too long for the room left).
+
+    The model's own quotes must be text on the screen (the grammar). With `partial`, a sentence the
+    window's edge cuts counts too, read whole, and so do the `earlier` sentences read on this page,
+    as the browser takes a quote from anywhere on its page: `Find in page` puts the line it finds on
+    top, often in the middle of the sentence that answers, and the next `Find` moves on from it.
+    """
+    page, settings, quotes = browser.page, browser.settings, browser.quotes
+    if page is None or page.url.startswith("search:"):
+        return []
+    page_text = " ".join(page.plain_lines)
+    if not partial:
+        grammar = action_grammar(browser)
+        lines = [(s, quote_action(s, page_text)) for s in unquoted_in_view(browser)]
+        return [(s, line) for s, line in lines if grammar.complete(line)]
+    room = settings.max_quote_chars - sum(len(q.text) for q in quotes) if len(quotes) < settings.max_quotes else 0
+    sentences = unquoted(browser, dict.fromkeys(sentences_in_view(browser, partial=True) + list(earlier)))
+    return [(s, quote_action(s, page_text)) for s in sentences if len(s) <= room and len(s.split()) >= MIN_QUOTE_WORDS]
+
+
+def reader_quote(reader: QuoteReader, browser: Browser, written: str | None = None, temperature: float = 0.0,
+                 generator: torch.Generator | None = None, earlier: Iterable[str] = ()) -> str | None:
+    """The reader's quote in this state, or None.
+
+    Unasked (`written` None), the reader quotes the sentence in view it ranks first when it decides
+    to (drawn with its probability when temperature > 0). When the model has `written` a `Quote:`, the
+    reader chooses what: the sentence it ranks first among those in view and the `earlier` ones read on
+    this page (drawn from a softmax of its scores when temperature > 0).
+    """
+    quotable = quotable_sentences(browser, partial=True, earlier=earlier if written is not None else ())
+    if not quotable:
+        return None
+    question, title, sentences = browser.episode.question, browser.page.title, [s for s, _ in quotable]
+    if written is None:
+        probability = reader.quote_probability(question, title, sentences)
+        draw = reader.threshold if temperature <= 0 else float(torch.rand(1, generator=generator))
+        if probability <= draw:
+            return None
+    if temperature <= 0:
+        return quotable[reader.choose(question, title, sentences)][1]
+    scores = torch.tensor(reader.scores(question, title, sentences)) / temperature
+    return quotable[int(torch.multinomial(torch.softmax(scores, 0), 1, generator=generator))][1]
 
 
 def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
@@ -286,18 +336,34 @@ def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
         generator = torch.Generator(device=sampler.device).manual_seed(config.seed)
     for browser in browsers:
         browser.reset(question)
+    pages_read: list[dict[str, dict[str, None]]] = [{} for _ in browsers]  # per episode: page URL -> sentences
     while True:
         live = [(index, b) for index, b in enumerate(browsers) if not b.done]
         if not live:
             break
-        prompts = [action_example(b.observation(), "", sampler.prompt_format)[0] for _, b in live]
-        grammars = [action_grammar(b) for _, b in live] if config.constrained else None
-        actions = sampler.sample(prompts, config.max_action_tokens, config.temperature, config.top_p, generator,
-                                 grammars)
-        if config.quote_sentences:
-            actions = [choose_quote(sampler, browser, prompt, action, config.temperature, generator)
-                       if action.startswith("Quote:") and browser.page is not None else action
-                       for (_, browser), prompt, action in zip(live, prompts, actions)]
+        reader = sampler.reader if config.quotes == "reader" else None
+        if reader:  # what each episode has read on each page, for a quote the model decides on later
+            for index, b in live:
+                if b.page is not None and not b.page.url.startswith("search:"):
+                    pages_read[index].setdefault(b.page.url, {}).update(dict.fromkeys(sentences_in_view(b, True)))
+        # Where the reader quotes, the model need not act.
+        read = [reader_quote(reader, b, None, config.temperature, generator) if reader else None for _, b in live]
+        acting = [(i, b) for (i, b), quote in zip(live, read) if quote is None]
+        prompts = [action_example(b.observation(), "", sampler.prompt_format)[0] for _, b in acting]
+        grammars = [action_grammar(b) for _, b in acting] if config.constrained else None
+        written = iter(sampler.sample(prompts, config.max_action_tokens, config.temperature, config.top_p,
+                                      generator, grammars) if acting else [])
+        actions = [quote or next(written) for quote in read]
+        for position, ((_, browser), action) in enumerate(zip(live, actions)):
+            if read[position] is not None or not action.startswith("Quote:"):
+                continue
+            if reader:
+                earlier = pages_read[live[position][0]].get(browser.page.url, {}) if browser.page else {}
+                actions[position] = reader_quote(reader, browser, action, config.temperature, generator,
+                                                 earlier) or action
+            elif config.quotes == "likelihood" and browser.page is not None:
+                prompt = action_example(browser.observation(), "", sampler.prompt_format)[0]
+                actions[position] = choose_quote(sampler, browser, prompt, action, config.temperature, generator)
         for (index, browser), action in zip(live, actions):
             result = browser.step(action)
             if on_step is not None:

@@ -452,6 +452,16 @@ def load_policy(path: str | os.PathLike | None = None, device=None, dtype=None, 
     return model, tokenizer
 
 
+def load_policy_sampler(path: str | os.PathLike | None = None):
+    """A `Sampler` of the policy in `path` (None: the base model), with the prompt format and the
+    quote reader saved beside its weights."""
+    from webqa.policy.reader import load_reader
+    from webqa.policy.rollout import Sampler
+
+    model, tokenizer = load_policy(path)
+    return Sampler(model, tokenizer, PromptFormat.load(path), load_reader(path))
+
+
 # --- command line ------------------------------------------------------------------------
 
 

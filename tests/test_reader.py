@@ -1,0 +1,151 @@
+"""The quote reader: replaying demonstrations, fitting, saving, and quoting in episodes."""
+
+import json
+import statistics
+
+import pytest
+
+from webqa.demos import EXPERT_FILE, read_demonstrations
+from webqa.env import Browser, BrowserSettings
+from webqa.policy.expert_moves import quote_action
+from webqa.policy.expert_text import sentences_in_view
+from webqa.policy.reader import (
+    FEATURES,
+    READER_FILE,
+    QuoteReader,
+    features,
+    fit_reader,
+    load_reader,
+    reader_figures,
+    reading_states,
+    unquoted_in_view,
+)
+from webqa.policy.rollout import Sampler, SamplingConfig, quotable_sentences, reader_quote, run_episodes
+
+
+@pytest.fixture(scope="module")
+def demos():
+    return read_demonstrations(EXPERT_FILE)[:240]
+
+
+@pytest.fixture(scope="module")
+def states(demos, corpus):
+    return list(reading_states(demos, corpus))
+
+
+def test_replayed_states_hold_the_quoted_sentence_and_the_steps_around_it(demos, states):
+    quotes = {demo.question: [q.text for q in demo.quotes] for demo in demos}
+    chosen = [s for s in states if s.chosen is not None]
+    assert chosen and len(chosen) < len(states)  # states that quote, and states that read on
+    for state in chosen:
+        sentence = state.sentences[state.chosen]
+        assert any(text in sentence or sentence in text for text in quotes[state.question])
+    assert all(len(row) == len(FEATURES) for s in states[:20] for row in features(s.question, s.title, s.sentences))
+
+
+def test_the_fitted_reader_agrees_with_the_expert_far_above_chance(states):
+    fitting, held_out = states[: len(states) * 4 // 5], states[len(states) * 4 // 5 :]
+    reader = fit_reader(fitting)
+    figures = reader_figures(reader, held_out)
+    ranked = [s for s in held_out if s.chosen is not None and len(s.sentences) > 1]
+    chance = statistics.mean(1 / len(s.sentences) for s in ranked)
+    base_rate = figures["quote_states"] / figures["states"]
+    assert figures["ranker_accuracy"] > chance + 0.3
+    assert figures["decision_precision"] > base_rate + 0.2 and figures["decision_recall"] > 0.3
+
+
+def test_fitting_needs_a_choice_to_learn(states):
+    with pytest.raises(ValueError, match="no states"):
+        fit_reader([s for s in states if s.chosen is None])
+
+
+def test_a_saved_reader_loads_with_the_same_scores_and_an_old_one_is_refused(states, tmp_path):
+    reader = fit_reader(states)
+    reader.save(tmp_path / READER_FILE)
+    loaded = load_reader(tmp_path)
+    state = next(s for s in states if len(s.sentences) > 2)
+    assert loaded.scores(state.question, state.title, state.sentences) == pytest.approx(
+        reader.scores(state.question, state.title, state.sentences))
+    assert load_reader(tmp_path / "elsewhere") is None
+    data = json.loads((tmp_path / READER_FILE).read_text())
+    data["features"] = data["features"][:-1]
+    (tmp_path / READER_FILE).write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="other features"):
+        load_reader(tmp_path)
+
+
+def eager_reader(**weights: float) -> QuoteReader:
+    """A reader that ranks by the given features and always decides to quote."""
+    zeros = [0.0] * len(FEATURES)
+    return QuoteReader([weights.get(name, 0.0) for name in FEATURES], zeros, [1.0] * len(FEATURES), zeros, 10.0)
+
+
+def open_danube(corpus) -> Browser:
+    browser = Browser(corpus, BrowserSettings(window_lines=12))
+    browser.reset("Which river flows through Vienna?")
+    assert browser.step("Search Danube").error is None and browser.step("Clicked on link 0").error is None
+    return browser
+
+
+def test_reader_quote_takes_the_best_ranked_sentence_and_never_one_quoted_already(corpus):
+    browser = open_danube(corpus)
+    reader = eager_reader(shared=1.0)
+    quotable = quotable_sentences(browser, partial=True)
+    assert len(quotable) >= 3
+    scores = reader.scores(browser.episode.question, browser.page.title, [s for s, _ in quotable])
+    first = reader_quote(reader, browser)
+    assert first == quotable[scores.index(max(scores))][1]
+    assert browser.step(first).error is None and len(browser.quotes) == 1
+    assert reader_quote(reader, browser) != first
+    assert all(s not in browser.quotes[0].text for s in unquoted_in_view(browser))
+    # A reader that never decides to quote leaves the step to the model, unless the model wrote a quote.
+    shy = QuoteReader(reader.weights, reader.mean, reader.scale, reader.quote_weights, -10.0)
+    assert reader_quote(shy, browser) is None
+    assert reader_quote(shy, browser, written="Quote: The Danube") in {
+        line for _, line in quotable_sentences(browser, partial=True)}
+
+
+def test_sentences_cut_by_the_windows_edge_are_read_whole_and_the_browser_takes_them(corpus):
+    browser = Browser(corpus, BrowserSettings(window_lines=12))
+    browser.reset("What ended the need for ABC to maintain interests in other countries?")
+    for action in ("Search American Broadcasting Company", "Clicked on link 0", "Find in page: satellite television"):
+        assert browser.step(action).error is None
+    # `Find` put the line with the words on top; the sentence holding them starts on the line above.
+    whole, cut = sentences_in_view(browser), sentences_in_view(browser, partial=True)
+    assert set(whole) < set(cut)
+    assert any("satellite television ended the need" in s for s in cut)
+    assert not any("satellite television ended the need" in s for s in whole)
+    page_text = " ".join(browser.page.plain_lines)
+    window_text = " ".join(browser.page.plain_lines[browser.cursor: browser.cursor + browser.settings.window_lines])
+    edge = next(s for s in cut if s not in whole)
+    assert edge in page_text and edge not in window_text
+    assert browser.step(quote_action(edge, page_text)).error is None and browser.quotes[-1].text == edge
+
+
+def test_episodes_quote_with_the_policys_reader_without_asking_the_model(tiny_policy, corpus, monkeypatch):
+    model, tokenizer = tiny_policy
+    sampler = Sampler(model, tokenizer, reader=eager_reader(shared=1.0))
+    asked = []
+    script = iter(["Search Danube", "Clicked on link 0", "End: Answer"])
+
+    def scripted(prompts, *args, **kwargs):
+        asked.extend(prompts)
+        return ["The Danube [1]." if p.rstrip().endswith("♦Answer") else next(script) for p in prompts]
+
+    monkeypatch.setattr(sampler, "sample", scripted)
+    episode, = run_episodes(sampler, [Browser(corpus, BrowserSettings(window_lines=12))],
+                            "Which river flows through Vienna?", SamplingConfig(temperature=0.0))
+    actions = [step.action for step in episode.steps]
+    assert actions[:2] == ["Search Danube", "Clicked on link 0"] and actions[-1] == "End: Answer"
+    assert actions[2] == reader_quote(sampler.reader, open_danube(corpus))
+    assert all(a.startswith("Quote: ") for a in actions[2:-1]) and len(episode.quotes) == len(actions) - 3
+    # The model wrote the search, the click, the end and the answer; the reader every quote.
+    assert len(asked) == 4 and episode.answer == "The Danube [1]."
+
+    # With quotes as written, the reader stays out of it.
+    script = iter(["Search Danube", "Clicked on link 0", "Scrolled down 1", "End: Nonsense"])
+    episode, = run_episodes(sampler, [Browser(corpus, BrowserSettings(window_lines=12))],
+                            "Which river flows through Vienna?", SamplingConfig(temperature=0.0, quotes="written"))
+    assert [step.action for step in episode.steps] == ["Search Danube", "Clicked on link 0", "Scrolled down 1",
+                                                       "End: Nonsense"]
+    assert not episode.quotes
