@@ -95,6 +95,7 @@ class RecordingSampler:
     """Stands in for the model: takes scripted actions and keeps every prompt it was given."""
 
     device = "cpu"
+    reader = None  # quotes as the script writes them
 
     def __init__(self, prompt_format, actions):
         self.prompt_format, self.actions, self.prompts = prompt_format, list(actions), []

@@ -149,3 +149,26 @@ def test_episodes_quote_with_the_policys_reader_without_asking_the_model(tiny_po
     assert [step.action for step in episode.steps] == ["Search Danube", "Clicked on link 0", "Scrolled down 1",
                                                        "End: Nonsense"]
     assert not episode.quotes
+
+
+def test_the_shipped_reader_loads_and_agrees_with_the_expert(states):
+    from webqa.agent import SHIPPED_POLICY
+
+    reader = load_reader(SHIPPED_POLICY)
+    assert reader is not None
+    figures = reader_figures(reader, states)
+    assert figures["ranker_accuracy"] > 0.8 and figures["decision_precision"] > 0.6
+
+
+def test_webqa_train_reader_fits_and_saves_into_a_policy_folder(demos, tmp_path, capsys):
+    from webqa.cli import main
+    from webqa.demos import append_demonstration
+
+    path = tmp_path / "demos.jsonl"
+    for demo in demos[:80]:
+        append_demonstration(path, demo)
+    assert main(["train", "reader", "--demos", str(path), "--out", str(tmp_path / "policy"), "--held-out", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "held out" in out and "ranker" in out
+    reader = load_reader(tmp_path / "policy")
+    assert reader is not None and len(reader.weights) == len(FEATURES)

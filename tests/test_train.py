@@ -306,3 +306,14 @@ def test_the_prompt_format_is_trained_saved_and_inherited(tiny_base, demo_file, 
     train(tiny_config(tiny_base, demo_file, tmp_path / "plain", max_steps=1, init_adapter=str(first),
                       mark_question_words=False))
     assert PromptFormat.load(tmp_path / "plain") == PLAIN
+
+
+def test_a_run_that_continues_a_policy_keeps_its_quote_reader(tiny_base, demo_file, tmp_path):
+    from webqa.policy.reader import READER_FILE
+
+    first = tmp_path / "first"
+    train(tiny_config(tiny_base, demo_file, first, max_steps=1))
+    assert not (first / READER_FILE).exists()
+    (first / READER_FILE).write_text('{"written": "by webqa train reader"}')
+    train(tiny_config(tiny_base, demo_file, tmp_path / "next", max_steps=1, init_adapter=str(first)))
+    assert (tmp_path / "next" / READER_FILE).read_text() == (first / READER_FILE).read_text()

@@ -152,6 +152,7 @@ class ScriptedSampler:
 
     device = "cpu"
     prompt_format = PLAIN
+    reader = None  # quotes as the script writes them
 
     def __init__(self, actions):
         self.actions = list(actions)

@@ -201,8 +201,8 @@ def _tui_arguments(parser: argparse.ArgumentParser) -> None:
 # Commands with parsers of their own: `webqa <command> [stage] ...` runs `<module>.main(argv)`.
 # Each training stage is one module with a `main`; add a stage here and it is a `webqa train` choice.
 PASSTHROUGH = {"demos": "webqa.demos", "sample": "webqa.reward.synthetic"}
-TRAIN_STAGES = {"bc": "webqa.policy.train", "reader": "webqa.policy.reader", "rm": "webqa.reward.train", "iterate": "webqa.reward.iterate",
-                "dagger": "webqa.policy.dagger"}
+TRAIN_STAGES = {"bc": "webqa.policy.train", "reader": "webqa.policy.reader", "rm": "webqa.reward.train",
+                "iterate": "webqa.reward.iterate", "dagger": "webqa.policy.dagger"}
 
 
 def cmd_passthrough(args: argparse.Namespace) -> None:
@@ -235,8 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     eval_.add_argument("--out", required=True, help="the report (JSON); per-question results go beside it")
     eval_.add_argument("--n", type=int, default=1, help="episodes per question for the policy")
     eval_.add_argument("--limit", type=int, help="only the first K questions")
-    eval_.add_argument("--systems", help="comma-separated subset of policy,bm25-sentence,rag "
-                       "(the default), policy-unconstrained, policy-sentence-quotes, or none")
+    eval_.add_argument("--systems", help="comma-separated subset of policy,bm25-sentence,rag (the default), "
+                       "policy-unconstrained, policy-written-quotes, policy-sentence-quotes, or none")
     eval_.add_argument("--policy", help="a policy folder (default: the shipped one)")
     eval_.add_argument("--pool", type=int, help="best-of-k: sample N episodes per question once (e.g. 8)")
     eval_.add_argument("--reward", help="a reward model folder (default: the shipped one)")

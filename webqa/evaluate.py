@@ -31,7 +31,8 @@ from webqa.env.commands import InvalidCommand, parse
 from webqa.env.local import STOPWORDS, LocalCorpus
 from webqa.scoring import answer_words, is_correct, is_supported, normalize
 
-# The default systems; also "policy-unconstrained" (no grammar) and "policy-sentence-quotes" (see run_policy).
+# The default systems; also "policy-unconstrained" (no grammar), "policy-written-quotes" (no quote reader)
+# and "policy-sentence-quotes" (the model's likelihood chooses quotes; see run_policy).
 SYSTEMS = ("policy", "bm25-sentence", "rag")
 RAG_CONTEXT_WORDS = 220
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")

@@ -10,7 +10,7 @@ in a few minutes, so that a training run can be checked before it is evaluated.
 For every question whose top search result holds a passage with a gold answer (as
 the expert finds one, `expert_text.passages`), the browser is put where the expert
 would quote: the question searched, the top result opened, the passage brought into
-view with the expert's moves. From there four choosers pick a sentence:
+view with the expert's moves. From there five choosers pick a sentence:
 
 - `policy`: the policy acts (greedy, constrained) until it quotes, leaves the page or
   ends, at most MAX_ACTIONS times; a hit when its quote holds a gold answer;

@@ -58,6 +58,11 @@ def _stems(text: str) -> set[str]:
     return {_stem(w) for w in _WORD.findall(text)}
 
 
+def stemmed_words(text: str) -> list[str]:
+    """The words of `text`, stemmed (as `question_stems` stems them), in order."""
+    return [_stem(w) for w in _WORD.findall(text)]
+
+
 def question_stems(question: str) -> set[str]:
     """The content words of a question, stemmed."""
     return {_stem(w) for w in _WORD.findall(question) if w.lower() not in STOPWORDS | _ASKING}

@@ -34,7 +34,7 @@ import torch
 
 from webqa.env.backend import Backend
 from webqa.env.browser import Browser, BrowserSettings
-from webqa.policy.expert_text import _WORD, _stem, _stems, question_stems, sentences_in_view
+from webqa.policy.expert_text import question_stems, sentences_in_view, stemmed_words
 from webqa.types import Demonstration
 
 READER_FILE = "reader.json"  # in a policy's folder
@@ -71,7 +71,7 @@ def _holds_kind(kind: str | None, sentence: str, known: set[str]) -> float:
     if kind == "number":
         return float(bool(_NUMBER.search(sentence)))
     if kind == "name":  # a capitalized word the question does not already name
-        return float(any(_stem(w) not in known for w in _CAPITAL.findall(sentence)))
+        return float(bool(set(stemmed_words(" ".join(_CAPITAL.findall(sentence)))) - known))
     return 0.0
 
 
@@ -79,18 +79,18 @@ def features(question: str, title: str, sentences: list[str]) -> list[list[float
     """One row of FEATURES per sentence. Rarity is measured on these sentences themselves, so a word
     the whole window repeats (the page's subject) counts less than one only the answer shares."""
     asked = question_stems(question)
-    title_stems = _stems(title)
+    title_stems = set(stemmed_words(title))
     known = asked | title_stems
-    stems = [_stems(s) for s in sentences]
+    words = [stemmed_words(s) for s in sentences]
+    stems = [set(w) for w in words]
     rarity = {w: math.log((len(sentences) + 1) / (1 + sum(w in s for s in stems))) + 1.0 for w in asked}
     total = sum(rarity.values()) or 1.0
-    words = [w.lower() for w in _WORD.findall(question)]
-    question_pairs = {(_stem(a), _stem(b)) for a, b in zip(words, words[1:])}
+    asked_words = stemmed_words(question)
+    question_pairs = set(zip(asked_words, asked_words[1:]))
     kind = _asks_for(question)
     rows = []
-    for index, (sentence, found) in enumerate(zip(sentences, stems)):
+    for index, (sentence, found, tokens) in enumerate(zip(sentences, stems, words)):
         shared = asked & found
-        tokens = [_stem(w) for w in _WORD.findall(sentence.lower())]
         pairs = question_pairs & set(zip(tokens, tokens[1:]))
         rows.append([
             len(shared),

@@ -24,6 +24,7 @@ import json
 import os
 import random
 import re
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,6 +35,7 @@ import torch
 from webqa.demos import read_demonstrations
 from webqa.policy.model import DEFAULT_MODEL, load_model
 from webqa.policy.prompts import PLAIN, PromptFormat, examples_from_demonstration, teaches_answer
+from webqa.policy.reader import READER_FILE
 from webqa.types import Demonstration
 
 IGNORE = -100  # label of tokens the loss skips (the prompt, the padding)
@@ -360,6 +362,10 @@ def train(config: TrainConfig) -> dict:
         eval_loss = logged[-1]["eval_loss"] if at_end else trainer.evaluate()["eval_loss"]
 
     trainer.save_model(str(out))  # only the adapter for a PeftModel, with the tokenizer
+    # The quote reader reads the page's text, not the model's weights: a run that continues a policy keeps it.
+    reader = Path(config.init_adapter) / READER_FILE if config.init_adapter else None
+    if reader is not None and reader.is_file() and not (out / READER_FILE).exists():
+        shutil.copyfile(reader, out / READER_FILE)
     summary = {
         "config": asdict(config) | {"learning_rate": config.lr,
                                     "mark_question_words": prompt_format.mark_question_words},
