@@ -4,6 +4,7 @@ import json
 import statistics
 
 import pytest
+import torch
 
 from webqa.demos import EXPERT_FILE, read_demonstrations
 from webqa.env import Browser, BrowserSettings
@@ -72,6 +73,9 @@ def test_a_saved_reader_loads_with_the_same_scores_and_an_old_one_is_refused(sta
     (tmp_path / READER_FILE).write_text(json.dumps(data))
     with pytest.raises(ValueError, match="other features"):
         load_reader(tmp_path)
+    (tmp_path / READER_FILE).write_text(json.dumps({"features": list(FEATURES), "weights": [1.0]}))
+    with pytest.raises(ValueError, match="not a quote reader"):
+        load_reader(tmp_path)
 
 
 def eager_reader(**weights: float) -> QuoteReader:
@@ -101,6 +105,11 @@ def test_reader_quote_takes_the_best_ranked_sentence_and_never_one_quoted_alread
     # A reader that never decides to quote leaves the step to the model, unless the model wrote a quote.
     shy = QuoteReader(reader.weights, reader.mean, reader.scale, reader.quote_weights, -10.0)
     assert reader_quote(shy, browser) is None
+    # Sampled (temperature > 0): the decision is drawn with its probability, the sentence from the scores.
+    lines = {line for _, line in quotable_sentences(browser, partial=True)}
+    drawn = {reader_quote(reader, browser, None, 1.0, torch.Generator().manual_seed(seed)) for seed in range(12)}
+    assert drawn <= lines and len(drawn) > 1
+    assert all(reader_quote(shy, browser, None, 1.0, torch.Generator().manual_seed(seed)) is None for seed in range(12))
     assert reader_quote(shy, browser, written="Quote: The Danube") in {
         line for _, line in quotable_sentences(browser, partial=True)}
 

@@ -150,7 +150,10 @@ class QuoteReader:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         if tuple(data.pop("features", ())) != FEATURES:
             raise ValueError(f"{path}: a reader fitted on other features; fit it again with `webqa train reader`")
-        return cls(**data)
+        try:
+            return cls(**data)
+        except TypeError as error:
+            raise ValueError(f"{path}: not a quote reader ({error})") from None
 
 
 def load_reader(folder: str | Path | None) -> QuoteReader | None:
@@ -172,7 +175,10 @@ class ReadingState:
 
 def reading_states(demos: Iterable[Demonstration], backend: Backend) -> Iterator[ReadingState]:
     """Replay each demonstration in the browser; yield a state for each step on a page with a whole
-    sentence in view. A quote counts as chosen when it holds, or is held by, one of them."""
+    sentence in view. A quote counts as chosen when it holds, or is held by, one of them.
+
+    The states hold the complete sentences in view, as the expert quotes only those; in an episode
+    the reader also reads the ones the window's edge cuts (`rollout.quotable_sentences`)."""
     names = BrowserSettings.__dataclass_fields__
     for demo in demos:
         browser = Browser(backend, BrowserSettings(**{k: v for k, v in demo.settings.items() if k in names}))

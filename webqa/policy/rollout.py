@@ -27,8 +27,8 @@ import torch
 from webqa.env.browser import Browser
 from webqa.policy.constraints import MIN_QUOTE_WORDS, AnswerGrammar, CitationEnding, LineGrammar, action_grammar
 from webqa.policy.expert_moves import quote_action
-from webqa.policy.prompts import PLAIN, PromptFormat, action_example, answer_example
 from webqa.policy.expert_text import sentences_in_view
+from webqa.policy.prompts import PLAIN, PromptFormat, action_example, answer_example
 from webqa.policy.reader import QuoteReader, unquoted, unquoted_in_view
 from webqa.types import Episode, StepResult
 
@@ -275,7 +275,13 @@ def choose_quote(sampler: Sampler, browser: Browser, prompt: str, action: str, t
     means = mean_log_probabilities(sampler, prompt, lines)
     if temperature <= 0:
         return lines[int(means.argmax())]
-    return lines[int(torch.multinomial(torch.softmax(means / temperature, 0), 1, generator=generator))]
+    return lines[_draw(torch.softmax(means / temperature, 0), generator)]
+
+
+def _draw(probabilities: torch.Tensor, generator: torch.Generator | None) -> int:
+    """An index drawn with `probabilities`, on the generator's device (a CUDA generator draws on CUDA)."""
+    device = generator.device if generator is not None else "cpu"
+    return int(torch.multinomial(probabilities.to(device), 1, generator=generator))
 
 
 def quotable_sentences(browser: Browser, partial: bool = False, earlier: Iterable[str] = ()) -> list[tuple[str, str]]:
@@ -315,13 +321,16 @@ def reader_quote(reader: QuoteReader, browser: Browser, written: str | None = No
     question, title, sentences = browser.episode.question, browser.page.title, [s for s, _ in quotable]
     if written is None:
         probability = reader.quote_probability(question, title, sentences)
-        draw = reader.threshold if temperature <= 0 else float(torch.rand(1, generator=generator))
-        if probability <= draw:
+        if temperature <= 0:
+            decided = probability > reader.threshold
+        else:
+            decided = _draw(torch.tensor([1 - probability, probability]), generator) == 1
+        if not decided:
             return None
     if temperature <= 0:
         return quotable[reader.choose(question, title, sentences)][1]
     scores = torch.tensor(reader.scores(question, title, sentences)) / temperature
-    return quotable[int(torch.multinomial(torch.softmax(scores, 0), 1, generator=generator))][1]
+    return quotable[_draw(torch.softmax(scores, 0), generator)][1]
 
 
 def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
