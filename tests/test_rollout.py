@@ -129,3 +129,44 @@ def test_episodes_with_sentence_quotes_quote_what_choose_quote_picks(tiny, corpu
                             "Quote: The Danube is a river")
     assert episode.steps[2].action == expected and episode.steps[2].error is None
     assert len(episode.quotes) == 1 and episode.answer == "The Danube [1]."
+
+
+def test_specific_find_steps_through_the_rarest_question_words_on_the_page(corpus):
+    from webqa.env.browser import matching_lines
+    from webqa.policy.expert_text import find_needles
+    from webqa.policy.rollout import specific_find
+
+    browser = Browser(corpus, BrowserSettings(window_lines=12))
+    question = "What ended the need for ABC to maintain interests in other countries?"
+    browser.reset(question)
+    assert specific_find(browser) is None  # no page yet
+    assert browser.step("Search American Broadcasting Company").error is None
+    assert specific_find(browser) is None  # search results hold no text to look through
+    assert browser.step("Clicked on link 0").error is None
+    lines = browser.page.plain_lines
+    counts = {n: len(matching_lines(lines, n)) for n in find_needles(question) if matching_lines(lines, n)}
+    rarest = min(counts.values())
+    first = specific_find(browser)
+    assert first is not None and counts[first.removeprefix("Find in page: ")] == rarest
+    # It is looked for as often as it occurs, then the next rarest comes.
+    for _ in range(rarest):
+        assert specific_find(browser) == first and browser.step(first).error is None
+    after = specific_find(browser)
+    assert after != first and counts[after.removeprefix("Find in page: ")] >= rarest
+
+
+def test_episodes_with_specific_finds_look_for_what_specific_find_picks(tiny, corpus, monkeypatch):
+    from webqa.policy.rollout import specific_find
+
+    sampler = Sampler(*tiny)
+    question = "What ended the need for ABC to maintain interests in other countries?"
+    script = iter(["Search American Broadcasting Company", "Clicked on link 0", "Find in page: the", "End: Nonsense"])
+    monkeypatch.setattr(sampler, "sample", lambda prompts, *args, **kwargs: [next(script) for _ in prompts])
+    episode, = run_episodes(sampler, [Browser(corpus, BrowserSettings(window_lines=12))], question,
+                            SamplingConfig(temperature=0.0, specific_finds=True))
+    reference = Browser(corpus, BrowserSettings(window_lines=12))
+    reference.reset(question)
+    for action in ("Search American Broadcasting Company", "Clicked on link 0"):
+        reference.step(action)
+    assert episode.steps[2].action == specific_find(reference) != "Find in page: the"
+    assert episode.steps[2].error is None

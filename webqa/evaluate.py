@@ -31,8 +31,9 @@ from webqa.env.commands import InvalidCommand, parse
 from webqa.env.local import STOPWORDS, LocalCorpus
 from webqa.scoring import answer_words, is_correct, is_supported, normalize
 
-# The default systems; also "policy-unconstrained" (no grammar), "policy-written-quotes" (no quote reader)
-# and "policy-sentence-quotes" (the model's likelihood chooses quotes; see run_policy).
+# The default systems; also "policy-unconstrained" (no grammar), "policy-written-quotes" (no quote reader),
+# "policy-model-finds" (Find looks for what the model wrote) and "policy-sentence-quotes" (the model's
+# likelihood chooses quotes); see run_policy.
 SYSTEMS = ("policy", "bm25-sentence", "rag")
 RAG_CONTEXT_WORDS = 220
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
@@ -119,13 +120,14 @@ def run_rag(corpus: LocalCorpus, base: str | None = None) -> Callable[[str], dic
 
 
 def run_policy(n: int, policy: str | None = None, reward: str | None = None, constrained: bool = True,
-               quotes: str = "reader") -> Callable[[str], dict]:
+               quotes: str = "reader", specific_finds: bool = True) -> Callable[[str], dict]:
     """The agent; `constrained=False` lets the model write lines no grammar checks (an ablation),
-    `quotes` says who chooses the quotes (`SamplingConfig.quotes`)."""
+    `quotes` says who chooses the quotes, `specific_finds` what a `Find` looks for (`SamplingConfig`)."""
     from webqa.agent import answer
     from webqa.policy.rollout import SamplingConfig
 
-    sampling = SamplingConfig(temperature=0.0 if n == 1 else 0.7, constrained=constrained, quotes=quotes)
+    sampling = SamplingConfig(temperature=0.0 if n == 1 else 0.7, constrained=constrained, quotes=quotes,
+                              specific_finds=specific_finds)
 
     def run(question: str) -> dict:
         result = answer(question, n=n, policy=policy, reward=reward, sampling=sampling)
@@ -228,6 +230,7 @@ def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int
               "policy-unconstrained": lambda: run_policy(n, policy, reward, constrained=False),
               "policy-written-quotes": lambda: run_policy(n, policy, reward, quotes="written"),
               "policy-sentence-quotes": lambda: run_policy(n, policy, reward, quotes="likelihood"),
+              "policy-model-finds": lambda: run_policy(n, policy, reward, specific_finds=False),
               "bm25-sentence": lambda: run_bm25_sentence(corpus),
               "rag": lambda: run_rag(corpus)}
     unknown = [system for system in systems if system not in makers]

@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
 
-from webqa.env.browser import Browser
-from webqa.policy.constraints import MIN_QUOTE_WORDS, AnswerGrammar, CitationEnding, LineGrammar, action_grammar
+from webqa.env.browser import Browser, matching_lines
+from webqa.policy.constraints import FIND, MIN_QUOTE_WORDS, AnswerGrammar, CitationEnding, LineGrammar, action_grammar
 from webqa.policy.expert_moves import quote_action
-from webqa.policy.expert_text import sentences_in_view
+from webqa.policy.expert_text import find_needles, sentences_in_view
 from webqa.policy.prompts import PLAIN, PromptFormat, action_example, answer_example
 from webqa.policy.reader import QuoteReader, unquoted, unquoted_in_view
 from webqa.types import Episode, StepResult
@@ -57,6 +58,9 @@ class SamplingConfig:
     #   chooses among the line it wrote and the whole sentences in view.
     # - "written": the line the model wrote.
     quotes: str = "reader"
+    # When the model writes `Find in page:`, look for the question's most specific words on the page
+    # instead (`specific_find`): the model's needles are mostly single common words, found many times.
+    specific_finds: bool = True
 
 
 @dataclass
@@ -333,6 +337,27 @@ def reader_quote(reader: QuoteReader, browser: Browser, written: str | None = No
     return quotable[_draw(torch.softmax(scores, 0), generator)][1]
 
 
+def specific_find(browser: Browser) -> str | None:
+    """`Find in page:` with the question's words or word pairs (`find_needles`) that occur on the page
+    the fewest times, among those not yet looked for as often as they occur since the page was opened
+    (so repeated finds step through the matches, then move on); None when none is left."""
+    page = browser.page
+    if page is None or page.url.startswith("search:"):
+        return None
+    used: Counter[str] = Counter()
+    for action in reversed(browser.episode.actions):
+        if action.startswith(FIND):
+            used[action[len(FIND):].strip()] += 1
+        elif action.startswith(("Search ", "Clicked on link", "Back")):
+            break
+    options = []
+    for order, needle in enumerate(find_needles(browser.episode.question)):
+        hits = len(matching_lines(page.plain_lines, needle))
+        if hits and used[needle] < hits:
+            options.append((hits, order, needle))
+    return f"{FIND}{min(options)[2]}" if options else None
+
+
 def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
                  config: SamplingConfig | None = None, on_step: StepCallback | None = None) -> list[Episode]:
     """Browse with every browser in lockstep, then write each episode's answer from its quotes.
@@ -364,6 +389,8 @@ def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
                                       generator, grammars) if acting else [])
         actions = [quote or next(written) for quote in read]
         for position, ((_, browser), action) in enumerate(zip(live, actions)):
+            if config.specific_finds and read[position] is None and action.startswith(FIND):
+                actions[position] = specific_find(browser) or action
             if read[position] is not None or not action.startswith("Quote:"):
                 continue
             if reader:
