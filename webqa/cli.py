@@ -236,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     eval_.add_argument("--n", type=int, default=1, help="episodes per question for the policy")
     eval_.add_argument("--limit", type=int, help="only the first K questions")
     eval_.add_argument("--systems", help="comma-separated subset of policy,bm25-sentence,rag (the default), "
-                       "policy-unconstrained, policy-written-quotes, policy-model-finds, policy-sentence-quotes, or none")
+                       "policy-unconstrained, policy-written-quotes, policy-model-finds, policy-sentence-quotes, "
+                       "or none")
     eval_.add_argument("--policy", help="a policy folder (default: the shipped one)")
     eval_.add_argument("--pool", type=int, help="best-of-k: sample N episodes per question once (e.g. 8)")
     eval_.add_argument("--reward", help="a reward model folder (default: the shipped one)")
