@@ -10,6 +10,7 @@ from webqa.demos import EXPERT_FILE, read_demonstrations
 from webqa.env import Browser, BrowserSettings
 from webqa.policy.expert_moves import quote_action
 from webqa.policy.expert_text import sentences_in_view
+from webqa.policy.extractor import extract_answer
 from webqa.policy.reader import (
     FEATURES,
     READER_FILE,
@@ -148,8 +149,13 @@ def test_episodes_quote_with_the_policys_reader_without_asking_the_model(tiny_po
     assert actions[:2] == ["Search Danube", "Clicked on link 0"] and actions[-1] == "End: Answer"
     assert actions[2] == reader_quote(sampler.reader, open_danube(corpus))
     assert all(a.startswith("Quote: ") for a in actions[2:-1]) and len(episode.quotes) == len(actions) - 3
-    # The model wrote the search, the click, the end and the answer; the reader every quote.
-    assert len(asked) == 4 and episode.answer == "The Danube [1]."
+    # The model wrote the search, the click and the end; the reader every quote, and the answer from them.
+    assert len(asked) == 3 and episode.answer == extract_answer(sampler.reader, episode.question, episode.quotes)
+    # Told to, the model writes the answer.
+    script = iter(["Search Danube", "Clicked on link 0", "End: Answer"])
+    episode, = run_episodes(sampler, [Browser(corpus, BrowserSettings(window_lines=12))],
+                            "Which river flows through Vienna?", SamplingConfig(temperature=0.0, answers="model"))
+    assert episode.quotes and episode.answer == "The Danube [1]." and len(asked) == 7
 
     # With quotes as written, the reader stays out of it.
     script = iter(["Search Danube", "Clicked on link 0", "Scrolled down 1", "End: Nonsense"])
@@ -181,3 +187,36 @@ def test_webqa_train_reader_fits_and_saves_into_a_policy_folder(demos, tmp_path,
     assert "held out" in out and "ranker" in out
     reader = load_reader(tmp_path / "policy")
     assert reader is not None and len(reader.weights) == len(FEATURES)
+
+
+def test_a_last_look_quotes_before_the_model_leaves_a_page_the_reader_was_unsure_of(tiny_policy, corpus,
+                                                                                      monkeypatch):
+    model, tokenizer = tiny_policy
+    unsure = eager_reader(shared=1.0)
+    unsure.quote_bias = 0.0  # with no quote weights, a probability of quoting of exactly 0.5: not above it
+    sampler = Sampler(model, tokenizer, reader=unsure)
+    lines = ["Search Danube", "Clicked on link 0", "Back", "Back", "Back", "End: Nonsense"]
+
+    def browse(last_look: float | None):
+        script = iter(lines)
+        monkeypatch.setattr(sampler, "sample", lambda prompts, *args, **kwargs: [next(script) for _ in prompts])
+        config = SamplingConfig(temperature=0.0, last_look=last_look)
+        episode, = run_episodes(sampler, [Browser(corpus, BrowserSettings(window_lines=12))],
+                                "Which river flows through Vienna?", config)
+        return episode, [step.action for step in episode.steps]
+
+    episode, actions = browse(None)
+    assert actions == lines and not episode.quotes
+    # Leaving a page it quoted nothing from, the reader quotes its best sentence first: above a
+    # threshold of 0.25, 0.5 is enough. In its place the model's next leaving goes through.
+    episode, actions = browse(0.25)
+    assert actions == lines[:2] + [reader_quote(unsure, open_danube(corpus), threshold=0.25)] + lines[3:]
+    assert len(episode.quotes) == 1
+    # Greedy, the threshold decides; sampled, the odds are shifted so that the threshold counts as even.
+    browser = open_danube(corpus)
+    assert reader_quote(unsure, browser, threshold=0.25) and reader_quote(unsure, browser, threshold=0.9) is None
+
+    def quotes_drawn(threshold: float) -> int:
+        return sum(reader_quote(unsure, browser, None, 1.0, torch.Generator().manual_seed(seed), (), None,
+                                threshold) is not None for seed in range(40))
+    assert quotes_drawn(0.25) > 20 > quotes_drawn(0.9)  # likely 0.75 against 0.1

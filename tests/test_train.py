@@ -317,3 +317,6 @@ def test_a_run_that_continues_a_policy_keeps_its_quote_reader(tiny_base, demo_fi
     (first / READER_FILE).write_text('{"written": "by webqa train reader"}')
     train(tiny_config(tiny_base, demo_file, tmp_path / "next", max_steps=1, init_adapter=str(first)))
     assert (tmp_path / "next" / READER_FILE).read_text() == (first / READER_FILE).read_text()
+    # Its checkpoints too: any of them loads as the policy it is, reader included.
+    checkpoint = tmp_path / "next" / "checkpoints" / "checkpoint-1"
+    assert (checkpoint / READER_FILE).read_text() == (first / READER_FILE).read_text()

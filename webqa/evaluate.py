@@ -32,9 +32,10 @@ from webqa.env.local import STOPWORDS, LocalCorpus
 from webqa.scoring import answer_words, is_correct, is_supported, normalize
 
 # The default systems; also "policy-unconstrained" (no grammar), "policy-written-quotes" (no quote reader),
-# "policy-model-finds" (Find looks for what the model wrote) and "policy-sentence-quotes" (the model's
-# likelihood chooses quotes); see run_policy.
+# "policy-model-finds" (Find looks for what the model wrote), "policy-model-answers" (the model writes
+# the answer) and "policy-sentence-quotes" (the model's likelihood chooses quotes); see run_policy.
 SYSTEMS = ("policy", "bm25-sentence", "rag")
+LAST_LOOK = 0.25  # the reader's threshold on a last look (`SamplingConfig.last_look`), for "policy-last-look"
 RAG_CONTEXT_WORDS = 220
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 # How far a policy episode got towards a gold answer, each stage including the ones before.
@@ -120,17 +121,16 @@ def run_rag(corpus: LocalCorpus, base: str | None = None) -> Callable[[str], dic
 
 
 def run_policy(n: int, policy: str | None = None, reward: str | None = None, constrained: bool = True,
-               quotes: str = "reader", specific_finds: bool = True) -> Callable[[str], dict]:
-    """The agent; `constrained=False` lets the model write lines no grammar checks (an ablation),
-    `quotes` says who chooses the quotes, `specific_finds` what a `Find` looks for (`SamplingConfig`)."""
+               **sampling: object) -> Callable[[str], dict]:
+    """The agent; `constrained=False` lets the model write lines no grammar checks (an ablation); the
+    other `sampling` settings (who chooses quotes, what `Find` looks for...) as in `SamplingConfig`."""
     from webqa.agent import answer
     from webqa.policy.rollout import SamplingConfig
 
-    sampling = SamplingConfig(temperature=0.0 if n == 1 else 0.7, constrained=constrained, quotes=quotes,
-                              specific_finds=specific_finds)
+    config = SamplingConfig(temperature=0.0 if n == 1 else 0.7, constrained=constrained, **sampling)
 
     def run(question: str) -> dict:
-        result = answer(question, n=n, policy=policy, reward=reward, sampling=sampling)
+        result = answer(question, n=n, policy=policy, reward=reward, sampling=config)
         quotes = [ref.quote for ref in result.references]
         return _record(result.text if result.found else "", quotes, result.trajectory.actions, result.seconds)
 
@@ -176,7 +176,7 @@ def furthest_stage(backend: Backend, settings: BrowserSettings, row: dict, answe
         page = browser.page
         if page is None or not is_supported([" ".join(page.plain_lines)], answers):
             continue
-        if page.url.startswith("search:"):
+        if page.is_search_results:
             reached = max(reached, 1)
             continue
         window = page.plain_lines[browser.cursor : browser.cursor + settings.window_lines]
@@ -231,6 +231,8 @@ def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int
               "policy-written-quotes": lambda: run_policy(n, policy, reward, quotes="written"),
               "policy-sentence-quotes": lambda: run_policy(n, policy, reward, quotes="likelihood"),
               "policy-model-finds": lambda: run_policy(n, policy, reward, specific_finds=False),
+              "policy-model-answers": lambda: run_policy(n, policy, reward, answers="model"),
+              "policy-last-look": lambda: run_policy(n, policy, reward, last_look=LAST_LOOK),
               "bm25-sentence": lambda: run_bm25_sentence(corpus),
               "rag": lambda: run_rag(corpus)}
     unknown = [system for system in systems if system not in makers]

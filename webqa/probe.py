@@ -77,7 +77,7 @@ def probe_state(backend: Backend, settings: BrowserSettings, question: str, gold
         return None
     browser.step("Clicked on link 0")
     page = browser.page
-    if page is None or page.url.startswith("search:"):
+    if page is None or page.is_search_results:
         return None
     found = passages(page, question, gold, settings.line_width)
     if not found:

@@ -16,6 +16,7 @@ from webqa.types import Document, Link, SearchResult, domain_of
 LINE_WIDTH = 100
 MAX_LINES = 5000  # hostile pages: cap the rendered length
 MAX_LINK_TEXT = 80
+SEARCH_URL_PREFIX = "search:"  # then the engine's name
 
 _MARKUP = re.compile(r"【\d+†([^†】]*)(?:†[^】]*)?】")
 _SPACE = re.compile(r"\s+")
@@ -39,6 +40,11 @@ class Page:
     @property
     def domain(self) -> str:
         return domain_of(self.url)
+
+    @property
+    def is_search_results(self) -> bool:
+        """Whether this is a page of search results (`search_page`), which holds no passages to quote."""
+        return self.url.startswith(SEARCH_URL_PREFIX)
 
 
 def _clean(text: str) -> str:
@@ -114,4 +120,4 @@ def search_page(query: str, results: list[SearchResult], engine: str) -> Page:
         blocks.append([Link(text=result.title, url=result.url)])
         if result.snippet:
             blocks.append([result.snippet])
-    return render(Document(url=f"search:{engine}", title=f"Search results for: {query}", blocks=blocks))
+    return render(Document(url=f"{SEARCH_URL_PREFIX}{engine}", title=f"Search results for: {query}", blocks=blocks))

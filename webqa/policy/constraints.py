@@ -175,7 +175,7 @@ def action_grammar(browser: Browser, max_repeats: int = MAX_REPEATS, max_run: in
         if browser.can_go_back:
             fixed.append("Back")
         quotes = browser.quotes
-        if len(quotes) < settings.max_quotes and not page.url.startswith("search:"):  # results hold no passages
+        if len(quotes) < settings.max_quotes and not page.is_search_results:  # results hold no passages
             room = settings.max_quote_chars - sum(len(q.text) for q in quotes)
         free += [FIND] + [QUOTE] * (room > 0)
         lines, quoted = list(page.plain_lines), {q.text for q in quotes if q.url == page.url}

@@ -141,7 +141,7 @@ class Expert:
             return "End: Answer"
         if page is None:
             return self._search(browser, question, rng)
-        if page.url.startswith("search:"):
+        if page.is_search_results:
             return self._on_results(browser, page, question, gold, supported, rng)
         return self._on_article(browser, page, question, gold, supported, rng)
 
@@ -232,7 +232,7 @@ class Expert:
         wrong_click, wrong_clicks = rng.random() < P_WRONG_CLICK, 0
         while not browser.done:
             action = None
-            if wrong_click and browser.page is not None and browser.page.url.startswith("search:"):
+            if wrong_click and browser.page is not None and browser.page.is_search_results:
                 action = self._wrong_click(browser, question, gold, rng)
                 wrong_click, wrong_clicks = action is None, wrong_clicks + (action is not None)
             action = action or self.label(browser, question, gold, want_quotes=want, rng=rng)

@@ -127,7 +127,7 @@ def rarity_weights(question: str, frequency: Callable[[str], tuple[int, int]]) -
 
 _ABBREVIATIONS = frozenset("mr mrs ms dr st jr sr vs c ca no gen col lt mt ft approx est inc co corp".split())
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
-_CLAUSE_BREAK = re.compile(r"[;:,]\s|\s[–—]\s")
+CLAUSE_BREAK = re.compile(r"[;:,]\s|\s[–—]\s")
 
 
 def _tokens(text: str) -> list[tuple[str, int, int]]:
@@ -182,7 +182,7 @@ def _blocks(page: Page, width: int) -> list[tuple[int, int]]:
     return blocks
 
 
-def _sentences(text: str) -> list[tuple[int, int]]:
+def sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of each sentence of a paragraph; no break after initials and common abbreviations."""
     spans, start = [], 0
     for match in _SENTENCE_END.finditer(text):
@@ -212,7 +212,7 @@ def page_sentences(page: Page, width: int) -> list[tuple[int, int]]:
         if page.plain_lines[first].startswith("#"):
             continue
         base, end = offsets[first], offsets[last] + len(page.plain_lines[last])
-        spans += [(a + base, b + base) for a, b in _sentences(text[base:end])]
+        spans += [(a + base, b + base) for a, b in sentence_spans(text[base:end])]
     return spans
 
 
@@ -272,7 +272,7 @@ def _coverage_needed(answer: str) -> float:
 
 def _shorten(text: str, a: int, b: int, answer_start: int, answer_end: int) -> tuple[int, int]:
     """The widest run of whole clauses of text[a:b] around the answer that fits in MAX_QUOTE characters."""
-    breaks = sorted({a, b} | {m.end() for m in _CLAUSE_BREAK.finditer(text, a, b)})
+    breaks = sorted({a, b} | {m.end() for m in CLAUSE_BREAK.finditer(text, a, b)})
     left = max(x for x in breaks if x <= answer_start)
     right = min(x for x in breaks if x >= answer_end)
     while True:
@@ -308,8 +308,8 @@ def compose_answer(quotes: list[Quote], gold: list[str], question: str, rng: ran
     surface = text[article.start() if article else start : end]
     cites = "".join(f"[{n}]" for n, _ in found if text[start:end].lower() in quotes[n - 1].text.lower())
     inner = surface[0].lower() + surface[1:] if surface.split()[0].lower() in _PREPOSITIONS else surface
-    forms = {"sentence": _tidy(text), "clause": _tidy(_clause(text, end)), "alias": _tidy(surface),
-             "lead-in": f"The answer is {_tidy(inner, capital=False)}"}
+    forms = {"sentence": tidy(text), "clause": tidy(_clause(text, end)), "alias": tidy(surface),
+             "lead-in": f"The answer is {tidy(inner, capital=False)}"}
     order = ["sentence", "clause", "alias", "lead-in"]
     if rng is not None:
         order = rng.choices([order, ["clause", "sentence", "alias"], ["alias", "sentence", "clause"],
@@ -327,7 +327,7 @@ def compose_answer(quotes: list[Quote], gold: list[str], question: str, rng: ran
 
 def _clause(text: str, end: int) -> str:
     """The sentence up to the first clause break after the answer (a mid-sentence clause reads as a fragment)."""
-    after = [m.start() for m in _CLAUSE_BREAK.finditer(text, end)]
+    after = [m.start() for m in CLAUSE_BREAK.finditer(text, end)]
     return text[: after[0] if after else len(text)]
 
 
@@ -335,7 +335,7 @@ def _unbalanced(text: str) -> bool:
     return text.count("(") != text.count(")") or text.count('"') % 2 == 1 or text.count("“") != text.count("”")
 
 
-def _tidy(text: str, capital: bool = True) -> str:
+def tidy(text: str, capital: bool = True) -> str:
     """One line, no footnote marks, no closing punctuation, capitalized."""
     text = " ".join(_BRACKETS.sub("", strip_markup(text)).split()).strip(" ,;:–—-")
     text = re.sub(r"[.!?:]+(?:\d+)?$", "", text).rstrip()  # also a page's trailing "…:134" page reference

@@ -26,9 +26,12 @@ from dataclasses import dataclass, field
 import torch
 
 from webqa.env.browser import Browser, matching_lines
-from webqa.policy.constraints import FIND, MIN_QUOTE_WORDS, AnswerGrammar, CitationEnding, LineGrammar, action_grammar
+from webqa.policy.constraints import (
+    FIND, MIN_QUOTE_WORDS, QUOTE, SEARCH, AnswerGrammar, CitationEnding, LineGrammar, action_grammar,
+)
 from webqa.policy.expert_moves import quote_action
 from webqa.policy.expert_text import find_needles, sentences_in_view
+from webqa.policy.extractor import extract_answer
 from webqa.policy.prompts import PLAIN, PromptFormat, action_example, answer_example
 from webqa.policy.reader import QuoteReader, unquoted, unquoted_in_view
 from webqa.types import Episode, StepResult
@@ -37,6 +40,8 @@ from webqa.types import Episode, StepResult
 # step's result, and the browser itself (read what you need at once: the next step changes it).
 # Runs on the rollout's thread; an exception it raises stops the rollout (a UI cancels that way).
 StepCallback = Callable[[int, str, StepResult, Browser], None]
+
+LEAVING = ("Back", "End:", SEARCH, "Clicked on link")  # actions that leave the page in view
 
 
 @dataclass
@@ -61,6 +66,16 @@ class SamplingConfig:
     # When the model writes `Find in page:`, look for the question's most specific words on the page
     # instead (`specific_find`): the model's needles are mostly single common words, found many times.
     specific_finds: bool = True
+    # How the answer is written from the quotes:
+    # - "extract": the run of whole clauses of a quoted sentence that the policy's reader ranks first
+    #   (`webqa.policy.extractor`); the model writes it where the policy has no reader.
+    # - "model": the model writes it (it mostly copies the first clauses of its first quote).
+    answers: str = "extract"
+    # When the model leaves a page it quoted nothing from (back, a click, a search, the end), the reader
+    # takes a last look at what it read there and quotes its best sentence if its probability of quoting
+    # exceeds this (None: no last look). The reader was fitted to an expert that never leaves the answer
+    # unquoted; leaving, it is now or never.
+    last_look: float | None = None
 
 
 @dataclass
@@ -288,7 +303,8 @@ def _draw(probabilities: torch.Tensor, generator: torch.Generator | None) -> int
     return int(torch.multinomial(probabilities.to(device), 1, generator=generator))
 
 
-def quotable_sentences(browser: Browser, partial: bool = False, earlier: Iterable[str] = ()) -> list[tuple[str, str]]:
+def quotable_sentences(browser: Browser, partial: bool = False, earlier: Iterable[str] = (),
+                       in_view: list[str] | None = None) -> list[tuple[str, str]]:
     """(sentence, `Quote:` line) for each whole sentence in view the browser would still take as a quote
     (none on a search page; none too long for the room left).
 
@@ -296,9 +312,10 @@ def quotable_sentences(browser: Browser, partial: bool = False, earlier: Iterabl
     window's edge cuts counts too, read whole, and so do the `earlier` sentences read on this page,
     as the browser takes a quote from anywhere on its page: `Find in page` puts the line it finds on
     top, often in the middle of the sentence that answers, and the next `Find` moves on from it.
+    `in_view`: `sentences_in_view(browser, partial=True)`, where the caller has it already.
     """
     page, settings, quotes = browser.page, browser.settings, browser.quotes
-    if page is None or page.url.startswith("search:"):
+    if page is None or page.is_search_results:
         return []
     page_text = " ".join(page.plain_lines)
     if not partial:
@@ -306,29 +323,37 @@ def quotable_sentences(browser: Browser, partial: bool = False, earlier: Iterabl
         lines = [(s, quote_action(s, page_text)) for s in unquoted_in_view(browser)]
         return [(s, line) for s, line in lines if grammar.complete(line)]
     room = settings.max_quote_chars - sum(len(q.text) for q in quotes) if len(quotes) < settings.max_quotes else 0
-    sentences = unquoted(browser, dict.fromkeys(sentences_in_view(browser, partial=True) + list(earlier)))
+    if in_view is None:
+        in_view = sentences_in_view(browser, partial=True)
+    sentences = unquoted(browser, dict.fromkeys(in_view + list(earlier)))
     return [(s, quote_action(s, page_text)) for s in sentences if len(s) <= room and len(s.split()) >= MIN_QUOTE_WORDS]
 
 
 def reader_quote(reader: QuoteReader, browser: Browser, written: str | None = None, temperature: float = 0.0,
-                 generator: torch.Generator | None = None, earlier: Iterable[str] = ()) -> str | None:
-    """The reader's quote in this state, or None.
+                 generator: torch.Generator | None = None, earlier: Iterable[str] = (),
+                 in_view: list[str] | None = None, threshold: float | None = None) -> str | None:
+    """The reader's quote in this state, or None; it reads the sentences in view and the `earlier` ones
+    read on this page (`in_view` as in `quotable_sentences`).
 
-    Unasked (`written` None), the reader quotes the sentence in view it ranks first when it decides
-    to (drawn with its probability when temperature > 0). When the model has `written` a `Quote:`, the
-    reader chooses what: the sentence it ranks first among those in view and the `earlier` ones read on
-    this page (drawn from a softmax of its scores when temperature > 0).
+    Unasked (`written` None), the reader quotes the sentence it ranks first when it decides to: when its
+    probability of quoting exceeds `threshold` (the reader's own by default), or, when temperature > 0,
+    drawn with that probability shifted in log-odds so that `threshold` counts as even. When the model
+    has `written` a `Quote:`, the reader chooses what: the sentence it ranks first (drawn from a softmax
+    of its scores when temperature > 0).
     """
-    quotable = quotable_sentences(browser, partial=True, earlier=earlier if written is not None else ())
+    quotable = quotable_sentences(browser, True, earlier, in_view)
     if not quotable:
         return None
     question, title, sentences = browser.episode.question, browser.page.title, [s for s, _ in quotable]
     if written is None:
         probability = reader.quote_probability(question, title, sentences)
+        threshold = reader.threshold if threshold is None else threshold
         if temperature <= 0:
-            decided = probability > reader.threshold
+            decided = probability > threshold
         else:
-            decided = _draw(torch.tensor([1 - probability, probability]), generator) == 1
+            shifted = torch.sigmoid(torch.logit(torch.tensor(probability), eps=1e-6)
+                                    - torch.logit(torch.tensor(threshold), eps=1e-6))
+            decided = _draw(torch.stack([1 - shifted, shifted]), generator) == 1
         if not decided:
             return None
     if temperature <= 0:
@@ -342,13 +367,13 @@ def specific_find(browser: Browser) -> str | None:
     the fewest times, among those not yet looked for as often as they occur since the page was opened
     (so repeated finds step through the matches, then move on); None when none is left."""
     page = browser.page
-    if page is None or page.url.startswith("search:"):
+    if page is None or page.is_search_results:
         return None
     used: Counter[str] = Counter()
     for action in reversed(browser.episode.actions):
         if action.startswith(FIND):
             used[action[len(FIND):].strip()] += 1
-        elif action.startswith(("Search ", "Clicked on link", "Back")):
+        elif action.startswith((SEARCH, "Clicked on link", "Back")):
             break
     options = []
     for order, needle in enumerate(find_needles(browser.episode.question)):
@@ -376,37 +401,48 @@ def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
         if not live:
             break
         reader = sampler.reader if config.quotes == "reader" else None
+        in_view: dict[int, list[str]] = {}
         if reader:  # what each episode has read on each page, for a quote the model decides on later
             for index, b in live:
-                if b.page is not None and not b.page.url.startswith("search:"):
-                    pages_read[index].setdefault(b.page.url, {}).update(dict.fromkeys(sentences_in_view(b, True)))
+                if b.page is not None and not b.page.is_search_results:
+                    in_view[index] = sentences_in_view(b, partial=True)
+                    pages_read[index].setdefault(b.page.url, {}).update(dict.fromkeys(in_view[index]))
         # Where the reader quotes, the model need not act.
-        read = [reader_quote(reader, b, None, config.temperature, generator) if reader else None for _, b in live]
+        read = [reader_quote(reader, b, None, config.temperature, generator, (), in_view.get(index)) if reader
+                else None for index, b in live]
         acting = [(i, b) for (i, b), quote in zip(live, read) if quote is None]
         prompts = [action_example(b.observation(), "", sampler.prompt_format)[0] for _, b in acting]
         grammars = [action_grammar(b) for _, b in acting] if config.constrained else None
         written = iter(sampler.sample(prompts, config.max_action_tokens, config.temperature, config.top_p,
                                       generator, grammars) if acting else [])
         actions = [quote or next(written) for quote in read]
-        for position, ((_, browser), action) in enumerate(zip(live, actions)):
-            if config.specific_finds and read[position] is None and action.startswith(FIND):
-                actions[position] = specific_find(browser) or action
-            if read[position] is not None or not action.startswith("Quote:"):
+        for position, ((index, browser), action) in enumerate(zip(live, actions)):
+            if read[position] is not None:
                 continue
-            if reader:
-                earlier = pages_read[live[position][0]].get(browser.page.url, {}) if browser.page else {}
+            earlier = pages_read[index].get(browser.page.url, {}) if browser.page else {}
+            if config.specific_finds and action.startswith(FIND):
+                actions[position] = specific_find(browser) or action
+            elif action.startswith(QUOTE) and reader:
                 actions[position] = reader_quote(reader, browser, action, config.temperature, generator,
-                                                 earlier) or action
-            elif config.quotes == "likelihood" and browser.page is not None:
+                                                 earlier, in_view.get(index)) or action
+            elif action.startswith(QUOTE) and config.quotes == "likelihood" and browser.page is not None:
                 prompt = action_example(browser.observation(), "", sampler.prompt_format)[0]
                 actions[position] = choose_quote(sampler, browser, prompt, action, config.temperature, generator)
+            elif (action.startswith(LEAVING) and reader and config.last_look is not None and browser.page
+                  and not any(quote.url == browser.page.url for quote in browser.quotes)):
+                actions[position] = reader_quote(reader, browser, None, config.temperature, generator, earlier,
+                                                 in_view.get(index), config.last_look) or action
         for (index, browser), action in zip(live, actions):
             result = browser.step(action)
             if on_step is not None:
                 on_step(index, action, result, browser)
     # WebGPT answers from whatever was quoted, also when the actions ran out.
     answering = [b for b in browsers if b.quotes and b.episode.end in ("Answer", "out of actions")]
-    if answering:
+    if sampler.reader is not None and config.answers == "extract":
+        for browser in answering:
+            browser.episode.answer = extract_answer(sampler.reader, question, browser.quotes, config.temperature,
+                                                    generator)
+    elif answering:
         prompts = [answer_example(question, b.quotes, "")[0] for b in answering]
         grammars = [AnswerGrammar(len(b.quotes)) for b in answering] if config.constrained else None
         answers = sampler.sample(prompts, config.max_answer_tokens, config.temperature, config.top_p, generator,

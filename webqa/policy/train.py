@@ -278,12 +278,13 @@ def target_loss(model, inputs: dict, num_items_in_batch=None):
     return loss / count, outputs
 
 
-def _trainer_class(prompt_format: PromptFormat = PLAIN):
+def _trainer_class(prompt_format: PromptFormat = PLAIN, reader: Path | None = None):
     from transformers import Trainer
 
     class TargetLossTrainer(Trainer):
         """The transformers Trainer, with `target_loss` as its loss; every save (checkpoints too)
-        keeps the prompt format beside the weights, so that any of them loads as the policy it is."""
+        keeps the prompt format, and the quote reader of the policy it continues, beside the weights,
+        so that any of them loads as the policy it is."""
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             loss, outputs = target_loss(model, inputs, num_items_in_batch)
@@ -292,7 +293,11 @@ def _trainer_class(prompt_format: PromptFormat = PLAIN):
         def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
             super().save_model(output_dir, _internal_call)
             if self.is_world_process_zero():
-                prompt_format.save(output_dir or self.args.output_dir)
+                folder = Path(output_dir or self.args.output_dir)
+                prompt_format.save(folder)
+                # The reader reads the page's text, not the model's weights: a continued policy keeps it.
+                if reader is not None and not (folder / READER_FILE).exists():
+                    shutil.copyfile(reader, folder / READER_FILE)
 
     return TargetLossTrainer
 
@@ -344,7 +349,8 @@ def train(config: TrainConfig) -> dict:
         dataloader_pin_memory=cuda,
         report_to="none",
     )
-    trainer = _trainer_class(prompt_format)(
+    reader = Path(config.init_adapter) / READER_FILE if config.init_adapter else None
+    trainer = _trainer_class(prompt_format, reader if reader is not None and reader.is_file() else None)(
         model=model,
         args=args,
         train_dataset=train_rows,  # a list of dicts is all a DataLoader needs
@@ -362,10 +368,6 @@ def train(config: TrainConfig) -> dict:
         eval_loss = logged[-1]["eval_loss"] if at_end else trainer.evaluate()["eval_loss"]
 
     trainer.save_model(str(out))  # only the adapter for a PeftModel, with the tokenizer
-    # The quote reader reads the page's text, not the model's weights: a run that continues a policy keeps it.
-    reader = Path(config.init_adapter) / READER_FILE if config.init_adapter else None
-    if reader is not None and reader.is_file() and not (out / READER_FILE).exists():
-        shutil.copyfile(reader, out / READER_FILE)
     summary = {
         "config": asdict(config) | {"learning_rate": config.lr,
                                     "mark_question_words": prompt_format.mark_question_words},
@@ -495,7 +497,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--save-steps", type=int, default=d.save_steps)
     parser.add_argument("--log-steps", type=int, default=d.log_steps)
     parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--init-adapter", metavar="DIR", help="continue training this LoRA adapter (e.g. webqa/data/policy)")
+    parser.add_argument("--init-adapter", metavar="DIR", help="continue this LoRA adapter (webqa/data/policy)")
     parser.add_argument("--fresh", action="store_true", help="ignore existing checkpoints")
     return parser
 
