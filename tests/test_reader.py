@@ -22,7 +22,14 @@ from webqa.policy.reader import (
     reading_states,
     unquoted_in_view,
 )
-from webqa.policy.rollout import Sampler, SamplingConfig, quotable_sentences, reader_quote, run_episodes
+from webqa.policy.rollout import (
+    Sampler,
+    SamplingConfig,
+    quotable_sentences,
+    reader_click,
+    reader_quote,
+    run_episodes,
+)
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +227,45 @@ def test_a_last_look_quotes_before_the_model_leaves_a_page_the_reader_was_unsure
         return sum(reader_quote(unsure, browser, None, 1.0, torch.Generator().manual_seed(seed), (), None,
                                 threshold) is not None for seed in range(40))
     assert quotes_drawn(0.25) > 20 > quotes_drawn(0.9)  # likely 0.75 against 0.1
+
+
+def test_reader_clicks_open_the_result_it_ranks_first_and_not_one_left_already(corpus):
+    from webqa.env.render import result_texts
+
+    reader = eager_reader(shared=1.0, shared_rare=1.0)
+    browser = Browser(corpus, BrowserSettings(window_lines=12))
+    browser.reset("Which capital city does the Danube flow through, besides Vienna?")
+    assert reader_click(reader, browser) is None  # no page yet
+    assert browser.step("Search rivers of Europe capital cities").error is None
+    texts = result_texts(browser.page)
+    assert len(texts) == len(browser.page.links) > 2
+    scores = reader.scores(browser.episode.question, "", texts)
+    first = reader_click(reader, browser)
+    assert first == f"Clicked on link {scores.index(max(scores))}"
+    assert browser.step(first).error is None and reader_click(reader, browser) is None  # not on results
+    assert browser.step("Back").error is None
+    second = reader_click(reader, browser)  # the page left without a quote is not offered again
+    assert second is not None and second != first
+    drawn = {reader_click(reader, browser, 1.0, torch.Generator().manual_seed(seed)) for seed in range(20)}
+    assert first not in drawn and len(drawn) > 1
+    assert drawn <= {f"Clicked on link {i}" for i in range(len(texts))}
+
+
+def test_episodes_click_where_the_reader_says_when_told_to(tiny_policy, corpus, monkeypatch):
+    model, tokenizer = tiny_policy
+    reader = eager_reader(shared=1.0, shared_rare=1.0)
+    reader.quote_bias = -10.0  # never quotes unasked
+    sampler = Sampler(model, tokenizer, reader=reader)
+    question = "Which capital city does the Danube flow through, besides Vienna?"
+    lines = ["Search rivers of Europe capital cities", "Clicked on link 0", "End: Nonsense"]
+    for clicks in ("model", "reader"):
+        script = iter(lines)
+        monkeypatch.setattr(sampler, "sample", lambda prompts, *args, **kwargs: [next(script) for _ in prompts])
+        episode, = run_episodes(sampler, [Browser(corpus, BrowserSettings(window_lines=12))], question,
+                                SamplingConfig(temperature=0.0, clicks=clicks))
+        browser = Browser(corpus, BrowserSettings(window_lines=12))
+        browser.reset(question)
+        browser.step(lines[0])
+        expected = lines[1] if clicks == "model" else reader_click(reader, browser)
+        assert (expected == lines[1]) == (clicks == "model")  # the reader prefers another result here
+        assert [step.action for step in episode.steps] == [lines[0], expected, lines[2]]

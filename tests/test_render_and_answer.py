@@ -4,7 +4,7 @@ import pytest
 
 from webqa.env import answer_prompt, check_citations, parse, render
 from webqa.env.commands import Command, InvalidCommand
-from webqa.env.render import search_page, strip_markup
+from webqa.env.render import result_texts, search_page, strip_markup
 from webqa.scoring import is_correct, is_supported, normalize
 from webqa.types import Document, Link, Quote, SearchResult
 
@@ -57,6 +57,17 @@ def test_search_page_has_one_link_per_result_and_a_no_results_message():
     page = search_page("river", results, "local")
     assert page.lines == ["【0†Danube†en.wikipedia.org】", "A river in Europe."]
     assert "No results" in search_page("zzz", [], "local").lines[0]
+    assert page.is_search_results and not render(Document(url="https://x.org/", title="T", blocks=[])).is_search_results
+
+
+def test_result_texts_read_each_results_title_and_snippet_back_from_a_search_page():
+    snippet = "A long river in Europe, " * 12  # wraps over several lines
+    results = [SearchResult("Danube", "https://en.wikipedia.org/wiki/Danube", snippet.strip()),
+               SearchResult("Vienna 【3†x】", "https://en.wikipedia.org/wiki/Vienna", ""),
+               SearchResult("Rhine", "https://en.wikipedia.org/wiki/Rhine", "Another river.")]
+    page = search_page("river", results, "local")
+    assert len(page.lines) > 4
+    assert result_texts(page) == [f"Danube {snippet.strip()}", "Vienna [3+x]", "Rhine Another river."]
 
 
 def test_strip_markup():

@@ -233,6 +233,9 @@ def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int
               "policy-model-finds": lambda: run_policy(n, policy, reward, specific_finds=False),
               "policy-model-answers": lambda: run_policy(n, policy, reward, answers="model"),
               "policy-last-look": lambda: run_policy(n, policy, reward, last_look=LAST_LOOK),
+              "policy-reader-clicks": lambda: run_policy(n, policy, reward, clicks="reader"),
+              "policy-reader-clicks-last-look": lambda: run_policy(n, policy, reward, clicks="reader",
+                                                                   last_look=LAST_LOOK),
               "bm25-sentence": lambda: run_bm25_sentence(corpus),
               "rag": lambda: run_rag(corpus)}
     unknown = [system for system in systems if system not in makers]

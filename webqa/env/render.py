@@ -113,6 +113,19 @@ def _wrap(words: list[tuple[str, str]], width: int, page: Page) -> None:
         page.plain_lines.append(" ".join(plain))
 
 
+def result_texts(page: Page) -> list[str]:
+    """Of a `search_page`, each result's title and snippet as plain text, by link id."""
+    texts = [""] * len(page.links)
+    current = None
+    for marked, plain in zip(page.lines, page.plain_lines):
+        link = _MARKUP.fullmatch(marked.strip())
+        if link is not None:  # a result's title: a line that is one link
+            current = int(marked.strip()[1:].split("†", 1)[0])
+        if current is not None and current < len(texts):
+            texts[current] = f"{texts[current]} {plain}".strip()
+    return texts
+
+
 def search_page(query: str, results: list[SearchResult], engine: str) -> Page:
     """A search result page: one numbered link per result, its domain, then its snippet."""
     blocks: list[list] = [] if results else [["No results. Try other words."]]

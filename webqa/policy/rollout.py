@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import torch
 
 from webqa.env.browser import Browser, matching_lines
+from webqa.env.render import result_texts
 from webqa.policy.constraints import (
     FIND, MIN_QUOTE_WORDS, QUOTE, SEARCH, AnswerGrammar, CitationEnding, LineGrammar, action_grammar,
 )
@@ -41,7 +42,8 @@ from webqa.types import Episode, StepResult
 # Runs on the rollout's thread; an exception it raises stops the rollout (a UI cancels that way).
 StepCallback = Callable[[int, str, StepResult, Browser], None]
 
-LEAVING = ("Back", "End:", SEARCH, "Clicked on link")  # actions that leave the page in view
+CLICK = "Clicked on link "
+LEAVING = ("Back", "End:", SEARCH, CLICK)  # actions that leave the page in view
 
 
 @dataclass
@@ -76,6 +78,9 @@ class SamplingConfig:
     # exceeds this (None: no last look). The reader was fitted to an expert that never leaves the answer
     # unquoted; leaving, it is now or never.
     last_look: float | None = None
+    # Which result a click on a page of search results opens: "reader", the one the reader ranks first by
+    # its title and snippet (the model clicks them in order: 0, back, 1, back, 2); "model", the one written.
+    clicks: str = "model"
 
 
 @dataclass
@@ -362,6 +367,25 @@ def reader_quote(reader: QuoteReader, browser: Browser, written: str | None = No
     return quotable[_draw(torch.softmax(scores, 0), generator)][1]
 
 
+def reader_click(reader: QuoteReader, browser: Browser, temperature: float = 0.0,
+                 generator: torch.Generator | None = None) -> str | None:
+    """On a page of search results, a click on the result the reader ranks first by its title and snippet,
+    among those not left already without a quote (drawn from a softmax of its scores when temperature > 0);
+    None elsewhere or when none is left."""
+    page = browser.page
+    if page is None or not page.is_search_results:
+        return None
+    left = set(browser.pages_left) - {quote.url for quote in browser.quotes}
+    open_ = [i for i, link in enumerate(page.links) if link.url not in left]
+    if not open_:
+        return None
+    texts = result_texts(page)
+    scores = torch.tensor(reader.scores(browser.episode.question, "", [texts[i] for i in open_]))
+    if temperature <= 0:
+        return f"{CLICK}{open_[int(scores.argmax())]}"
+    return f"{CLICK}{open_[_draw(torch.softmax(scores / temperature, 0), generator)]}"
+
+
 def specific_find(browser: Browser) -> str | None:
     """`Find in page:` with the question's words or word pairs (`find_needles`) that occur on the page
     the fewest times, among those not yet looked for as often as they occur since the page was opened
@@ -373,7 +397,7 @@ def specific_find(browser: Browser) -> str | None:
     for action in reversed(browser.episode.actions):
         if action.startswith(FIND):
             used[action[len(FIND):].strip()] += 1
-        elif action.startswith((SEARCH, "Clicked on link", "Back")):
+        elif action.startswith((SEARCH, CLICK, "Back")):
             break
     options = []
     for order, needle in enumerate(find_needles(browser.episode.question)):
@@ -428,6 +452,9 @@ def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
             elif action.startswith(QUOTE) and config.quotes == "likelihood" and browser.page is not None:
                 prompt = action_example(browser.observation(), "", sampler.prompt_format)[0]
                 actions[position] = choose_quote(sampler, browser, prompt, action, config.temperature, generator)
+            elif (action.startswith(CLICK) and reader and config.clicks == "reader" and browser.page is not None
+                  and browser.page.is_search_results):
+                actions[position] = reader_click(reader, browser, config.temperature, generator) or action
             elif (action.startswith(LEAVING) and reader and config.last_look is not None and browser.page
                   and not any(quote.url == browser.page.url for quote in browser.quotes)):
                 actions[position] = reader_quote(reader, browser, None, config.temperature, generator, earlier,
