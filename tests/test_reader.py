@@ -151,7 +151,7 @@ def test_episodes_quote_with_the_policys_reader_without_asking_the_model(tiny_po
 
     monkeypatch.setattr(sampler, "sample", scripted)
     episode, = run_episodes(sampler, [Browser(corpus, BrowserSettings(window_lines=12))],
-                            "Which river flows through Vienna?", SamplingConfig(temperature=0.0))
+                            "Which river flows through Vienna?", SamplingConfig(temperature=0.0, clicks="model"))
     actions = [step.action for step in episode.steps]
     assert actions[:2] == ["Search Danube", "Clicked on link 0"] and actions[-1] == "End: Answer"
     assert actions[2] == reader_quote(sampler.reader, open_danube(corpus))
@@ -160,8 +160,9 @@ def test_episodes_quote_with_the_policys_reader_without_asking_the_model(tiny_po
     assert len(asked) == 3 and episode.answer == extract_answer(sampler.reader, episode.question, episode.quotes)
     # Told to, the model writes the answer.
     script = iter(["Search Danube", "Clicked on link 0", "End: Answer"])
+    config = SamplingConfig(temperature=0.0, answers="model", clicks="model")
     episode, = run_episodes(sampler, [Browser(corpus, BrowserSettings(window_lines=12))],
-                            "Which river flows through Vienna?", SamplingConfig(temperature=0.0, answers="model"))
+                            "Which river flows through Vienna?", config)
     assert episode.quotes and episode.answer == "The Danube [1]." and len(asked) == 7
 
     # With quotes as written, the reader stays out of it.
@@ -207,7 +208,7 @@ def test_a_last_look_quotes_before_the_model_leaves_a_page_the_reader_was_unsure
     def browse(last_look: float | None):
         script = iter(lines)
         monkeypatch.setattr(sampler, "sample", lambda prompts, *args, **kwargs: [next(script) for _ in prompts])
-        config = SamplingConfig(temperature=0.0, last_look=last_look)
+        config = SamplingConfig(temperature=0.0, last_look=last_look, clicks="model")
         episode, = run_episodes(sampler, [Browser(corpus, BrowserSettings(window_lines=12))],
                                 "Which river flows through Vienna?", config)
         return episode, [step.action for step in episode.steps]

@@ -31,11 +31,12 @@ from webqa.env.commands import InvalidCommand, parse
 from webqa.env.local import STOPWORDS, LocalCorpus
 from webqa.scoring import answer_words, is_correct, is_supported, normalize
 
-# The default systems; also "policy-unconstrained" (no grammar), "policy-written-quotes" (no quote reader),
-# "policy-model-finds" (Find looks for what the model wrote), "policy-model-answers" (the model writes
-# the answer) and "policy-sentence-quotes" (the model's likelihood chooses quotes); see run_policy.
+# The default systems; also the policy without one of its parts (see run_policy and SamplingConfig):
+# "policy-unconstrained" (no grammar), "policy-written-quotes" (no quote reader), "policy-model-finds"
+# (Find looks for what the model wrote), "policy-model-answers" (the model writes the answer),
+# "policy-model-clicks" (clicks open the result the model wrote), "policy-no-last-look", and
+# "policy-sentence-quotes" (the model's likelihood chooses quotes).
 SYSTEMS = ("policy", "bm25-sentence", "rag")
-LAST_LOOK = 0.25  # the reader's threshold on a last look (`SamplingConfig.last_look`), for "policy-last-look"
 RAG_CONTEXT_WORDS = 220
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 # How far a policy episode got towards a gold answer, each stage including the ones before.
@@ -232,10 +233,8 @@ def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int
               "policy-sentence-quotes": lambda: run_policy(n, policy, reward, quotes="likelihood"),
               "policy-model-finds": lambda: run_policy(n, policy, reward, specific_finds=False),
               "policy-model-answers": lambda: run_policy(n, policy, reward, answers="model"),
-              "policy-last-look": lambda: run_policy(n, policy, reward, last_look=LAST_LOOK),
-              "policy-reader-clicks": lambda: run_policy(n, policy, reward, clicks="reader"),
-              "policy-reader-clicks-last-look": lambda: run_policy(n, policy, reward, clicks="reader",
-                                                                   last_look=LAST_LOOK),
+              "policy-model-clicks": lambda: run_policy(n, policy, reward, clicks="model"),
+              "policy-no-last-look": lambda: run_policy(n, policy, reward, last_look=None),
               "bm25-sentence": lambda: run_bm25_sentence(corpus),
               "rag": lambda: run_rag(corpus)}
     unknown = [system for system in systems if system not in makers]

@@ -77,10 +77,10 @@ class SamplingConfig:
     # takes a last look at what it read there and quotes its best sentence if its probability of quoting
     # exceeds this (None: no last look). The reader was fitted to an expert that never leaves the answer
     # unquoted; leaving, it is now or never.
-    last_look: float | None = None
+    last_look: float | None = 0.25
     # Which result a click on a page of search results opens: "reader", the one the reader ranks first by
     # its title and snippet (the model clicks them in order: 0, back, 1, back, 2); "model", the one written.
-    clicks: str = "model"
+    clicks: str = "reader"
 
 
 @dataclass
@@ -407,6 +407,34 @@ def specific_find(browser: Browser) -> str | None:
     return f"{FIND}{min(options)[2]}" if options else None
 
 
+def revise(action: str, browser: Browser, sampler: Sampler, config: SamplingConfig,
+           generator: torch.Generator | None = None, earlier: list[str] | None = None,
+           in_view: list[str] | None = None) -> str:
+    """The action an episode takes where the model wrote `action`: the model navigates, and the parts
+    `config` turns on do what it does poorly. A `Find in page:` looks for the question's most specific
+    words; a `Quote:` quotes the sentence the reader ranks first; a click on search results opens the
+    result the reader ranks first; leaving a page it quoted nothing from, the reader takes a last look.
+    `earlier`: the sentences read on this page before; `in_view` as in `quotable_sentences`."""
+    reader = sampler.reader if config.quotes == "reader" else None
+    page, temperature = browser.page, config.temperature
+    if page is None:
+        return action
+    if action.startswith(FIND) and config.specific_finds:
+        return specific_find(browser) or action
+    if action.startswith(QUOTE) and reader:
+        return reader_quote(reader, browser, action, temperature, generator, earlier or [], in_view) or action
+    if action.startswith(QUOTE) and config.quotes == "likelihood":
+        prompt = action_example(browser.observation(), "", sampler.prompt_format)[0]
+        return choose_quote(sampler, browser, prompt, action, temperature, generator)
+    if action.startswith(CLICK) and page.is_search_results and reader and config.clicks == "reader":
+        return reader_click(reader, browser, temperature, generator) or action
+    if (action.startswith(LEAVING) and reader and config.last_look is not None
+            and not any(quote.url == page.url for quote in browser.quotes)):
+        return reader_quote(reader, browser, None, temperature, generator, earlier or [], in_view,
+                            config.last_look) or action
+    return action
+
+
 def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
                  config: SamplingConfig | None = None, on_step: StepCallback | None = None) -> list[Episode]:
     """Browse with every browser in lockstep, then write each episode's answer from its quotes.
@@ -440,25 +468,11 @@ def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
         written = iter(sampler.sample(prompts, config.max_action_tokens, config.temperature, config.top_p,
                                       generator, grammars) if acting else [])
         actions = [quote or next(written) for quote in read]
-        for position, ((index, browser), action) in enumerate(zip(live, actions)):
-            if read[position] is not None:
-                continue
-            earlier = pages_read[index].get(browser.page.url, {}) if browser.page else {}
-            if config.specific_finds and action.startswith(FIND):
-                actions[position] = specific_find(browser) or action
-            elif action.startswith(QUOTE) and reader:
-                actions[position] = reader_quote(reader, browser, action, config.temperature, generator,
-                                                 earlier, in_view.get(index)) or action
-            elif action.startswith(QUOTE) and config.quotes == "likelihood" and browser.page is not None:
-                prompt = action_example(browser.observation(), "", sampler.prompt_format)[0]
-                actions[position] = choose_quote(sampler, browser, prompt, action, config.temperature, generator)
-            elif (action.startswith(CLICK) and reader and config.clicks == "reader" and browser.page is not None
-                  and browser.page.is_search_results):
-                actions[position] = reader_click(reader, browser, config.temperature, generator) or action
-            elif (action.startswith(LEAVING) and reader and config.last_look is not None and browser.page
-                  and not any(quote.url == browser.page.url for quote in browser.quotes)):
-                actions[position] = reader_quote(reader, browser, None, config.temperature, generator, earlier,
-                                                 in_view.get(index), config.last_look) or action
+        for position, (index, browser) in enumerate(live):
+            if read[position] is None:
+                earlier = list(pages_read[index].get(browser.page.url, {})) if browser.page else []
+                actions[position] = revise(actions[position], browser, sampler, config, generator, earlier,
+                                           in_view.get(index))
         for (index, browser), action in zip(live, actions):
             result = browser.step(action)
             if on_step is not None:
