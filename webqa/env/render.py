@@ -19,6 +19,7 @@ MAX_LINK_TEXT = 80
 SEARCH_URL_PREFIX = "search:"  # then the engine's name
 
 _MARKUP = re.compile(r"【\d+†([^†】]*)(?:†[^】]*)?】")
+_LINK_LINE = re.compile(r"【(\d+)†[^】]*】")
 _SPACE = re.compile(r"\s+")
 
 
@@ -118,9 +119,9 @@ def result_texts(page: Page) -> list[str]:
     texts = [""] * len(page.links)
     current = None
     for marked, plain in zip(page.lines, page.plain_lines):
-        link = _MARKUP.fullmatch(marked.strip())
-        if link is not None:  # a result's title: a line that is one link
-            current = int(marked.strip()[1:].split("†", 1)[0])
+        title = _LINK_LINE.fullmatch(marked.strip())
+        if title is not None:  # a result's title: a line that is one link
+            current = int(title.group(1))
         if current is not None and current < len(texts):
             texts[current] = f"{texts[current]} {plain}".strip()
     return texts

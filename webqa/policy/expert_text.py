@@ -127,7 +127,7 @@ def rarity_weights(question: str, frequency: Callable[[str], tuple[int, int]]) -
 
 _ABBREVIATIONS = frozenset("mr mrs ms dr st jr sr vs c ca no gen col lt mt ft approx est inc co corp".split())
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
-CLAUSE_BREAK = re.compile(r"[;:,]\s|\s[–—]\s")
+_CLAUSE_BREAK = re.compile(r"[;:,]\s|\s[–—]\s")
 
 
 def _tokens(text: str) -> list[tuple[str, int, int]]:
@@ -272,7 +272,7 @@ def _coverage_needed(answer: str) -> float:
 
 def _shorten(text: str, a: int, b: int, answer_start: int, answer_end: int) -> tuple[int, int]:
     """The widest run of whole clauses of text[a:b] around the answer that fits in MAX_QUOTE characters."""
-    breaks = sorted({a, b} | {m.end() for m in CLAUSE_BREAK.finditer(text, a, b)})
+    breaks = sorted({a, b} | {m.end() for m in _CLAUSE_BREAK.finditer(text, a, b)})
     left = max(x for x in breaks if x <= answer_start)
     right = min(x for x in breaks if x >= answer_end)
     while True:
@@ -327,7 +327,7 @@ def compose_answer(quotes: list[Quote], gold: list[str], question: str, rng: ran
 
 def _clause(text: str, end: int) -> str:
     """The sentence up to the first clause break after the answer (a mid-sentence clause reads as a fragment)."""
-    after = [m.start() for m in CLAUSE_BREAK.finditer(text, end)]
+    after = [m.start() for m in _CLAUSE_BREAK.finditer(text, end)]
     return text[: after[0] if after else len(text)]
 
 

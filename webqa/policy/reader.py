@@ -224,18 +224,17 @@ def fit_reader(states: list[ReadingState], l2: float = 1e-3) -> QuoteReader:
     standard = [(r - mean) / scale for r in rows]
     ranked_rows = [z for z, s in zip(standard, states) if s.chosen is not None and len(s.sentences) > 1]
     chosen = torch.tensor([s.chosen for s in ranked])
-    weights = minimize(lambda w: ranker_loss(ranked_rows, chosen, w), len(FEATURES), l2)
+    weights = _minimize(lambda w: ranker_loss(ranked_rows, chosen, w), len(FEATURES), l2)
 
     # The decision reads the sentence the ranker would pick; its label is whether the expert quoted.
     best = torch.stack([z[int((z @ weights).argmax())] for z in standard])
     quoted = torch.tensor([float(s.chosen is not None) for s in states], dtype=torch.float64)
-    decision = minimize(lambda w: torch.nn.functional.binary_cross_entropy_with_logits(
+    decision = _minimize(lambda w: torch.nn.functional.binary_cross_entropy_with_logits(
         best @ w[:-1] + w[-1], quoted), len(FEATURES) + 1, l2)
     return QuoteReader(weights.tolist(), mean.tolist(), scale.tolist(), decision[:-1].tolist(), float(decision[-1]))
 
 
-def minimize(loss, size: int, l2: float, steps: int = 300) -> torch.Tensor:
-    """The weights (from zero) that minimize `loss(weights)` plus L2, by L-BFGS."""
+def _minimize(loss, size: int, l2: float, steps: int = 300) -> torch.Tensor:
     weights = torch.zeros(size, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS([weights], max_iter=steps, line_search_fn="strong_wolfe")
 
