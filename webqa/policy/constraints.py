@@ -140,6 +140,11 @@ class ActionGrammar:
         return not cuts_a_word and passage not in self.quoted and len(passage) <= self.quote_room
 
 
+def rejected_pages(browser: Browser) -> set[str]:
+    """URLs of the pages the reader went back from without quoting them: judged useless, not to open again."""
+    return set(browser.pages_left) - {quote.url for quote in browser.quotes}
+
+
 def action_grammar(browser: Browser, max_repeats: int = MAX_REPEATS, max_run: int = MAX_RUN) -> ActionGrammar:
     """The grammar of the next command in `browser`'s current state.
 
@@ -164,8 +169,7 @@ def action_grammar(browser: Browser, max_repeats: int = MAX_REPEATS, max_run: in
     if page is not None:
         window = range(cursor, min(cursor + settings.window_lines, len(page.lines)))
         in_view = {int(m) for i in window for m in re.findall(r"【(\d+)†", page.lines[i])}
-        # A page the reader went back from without quoting it was judged useless: not again.
-        rejected = set(browser.pages_left) - {q.url for q in browser.quotes}
+        rejected = rejected_pages(browser)
         fixed += [f"Clicked on link {link}" for link in sorted(in_view)
                   if link < len(page.links) and page.links[link].url not in rejected]
         if cursor + settings.window_lines < len(page.lines):

@@ -29,6 +29,7 @@ from webqa.env.browser import Browser, matching_lines
 from webqa.env.render import result_texts
 from webqa.policy.constraints import (
     FIND, MIN_QUOTE_WORDS, QUOTE, SEARCH, AnswerGrammar, CitationEnding, LineGrammar, action_grammar,
+    rejected_pages,
 )
 from webqa.policy.expert_moves import quote_action
 from webqa.policy.expert_text import find_needles, sentences_in_view
@@ -375,8 +376,8 @@ def reader_click(reader: QuoteReader, browser: Browser, temperature: float = 0.0
     page = browser.page
     if page is None or not page.is_search_results:
         return None
-    left = set(browser.pages_left) - {quote.url for quote in browser.quotes}
-    open_ = [i for i, link in enumerate(page.links) if link.url not in left]
+    rejected = rejected_pages(browser)
+    open_ = [i for i, link in enumerate(page.links) if link.url not in rejected]
     if not open_:
         return None
     texts = result_texts(page)
