@@ -12,9 +12,10 @@ from webqa.cli import main as cli_main
 from webqa.comparisons import append_comparison
 from webqa.env import BrowserSettings
 from webqa.env.answering import answer_prompt
+from webqa.policy.reader import FEATURES, READER_FILE, QuoteReader, load_reader
 from webqa.policy.train import load_policy
 from webqa.records import append_record
-from webqa.reward.best_of import evaluate_pool
+from webqa.reward.best_of import evaluate_pool, format_best_of
 from webqa.reward.model import POLICY_COPY, build_reward_model, load_reward_model
 from webqa.reward.pool import PoolCandidate, PoolRecord
 from webqa.reward.train import RewardTrainConfig, main as train_main, train
@@ -56,9 +57,18 @@ def make_adapter(base, folder):
     return folder
 
 
+def write_reader(folder):
+    """The policy's quote reader (made-up weights on the reader's features): the reading term starts from it."""
+    weights = [0.3, 0.2, 0.5, 0.4, 0.1, 0.2, 0.6, -0.1, -0.2, 0.0]
+    QuoteReader(weights=weights, mean=[0.5] * len(FEATURES), scale=[2.0] * len(FEATURES),
+                quote_weights=[0.0] * len(FEATURES), quote_bias=0.0).save(folder / READER_FILE)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def tiny_adapter(tiny_base, tmp_path_factory):
-    return make_adapter(tiny_base, tmp_path_factory.mktemp("tiny-bc"))
+    """A BC policy with a quote reader, as the shipped one."""
+    return write_reader(make_adapter(tiny_base, tmp_path_factory.mktemp("tiny-bc")))
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +137,29 @@ def test_the_reward_model_starts_from_the_merged_policy_and_reloads_without_it(t
     assert load_reward_model(tmp_path / "rm", device="cpu", merge=False).score(ITEMS) == pytest.approx(before, abs=1e-4)
 
 
+def test_the_reward_model_starts_as_the_policys_reader_and_keeps_its_reading_weights(tiny_adapter, tmp_path):
+    rm = build_reward_model(str(tiny_adapter), max_length=128)
+    assert torch.count_nonzero(rm.head.weight) == 0  # the transformer's head starts silent
+    rm.eval()
+    reader = load_reader(tiny_adapter)
+    expected = [reader.scores(q, quotes[0].title, [re.sub(r"\s*\[\d+\]", "", answer)])[0]
+                for q, quotes, answer in ITEMS]
+    assert rm.score(ITEMS) == pytest.approx(expected, abs=1e-4)
+    assert len({round(x, 4) for x in expected}) == len(ITEMS)  # the reader tells these answers apart
+
+    with torch.no_grad():  # as if trained
+        rm.reading.weight.mul_(-2.0)
+        rm.head.weight.normal_(std=0.05)
+    before = rm.score(ITEMS)
+    rm.save(tmp_path / "rm")
+    loaded = load_reward_model(tmp_path / "rm", device="cpu")
+    assert torch.equal(loaded.reading.weight, rm.reading.weight)
+    assert loaded.score(ITEMS) == pytest.approx(before, abs=1e-4)
+
+    plain = build_reward_model(str(tiny_adapter), max_length=128, reading=False)
+    assert plain.reading is None and torch.count_nonzero(plain.head.weight) > 0
+
+
 def test_scoring_a_batch_is_one_forward_pass_and_padding_does_not_change_scores(trained):
     rm = load_reward_model(trained[0], device="cpu")
     calls, handle = count_forward_calls(rm.backbone)
@@ -141,7 +174,7 @@ def test_scoring_a_batch_is_one_forward_pass_and_padding_does_not_change_scores(
 def test_long_prompts_lose_their_start_and_keep_the_answer(trained):
     rm = load_reward_model(trained[0], device="cpu")
     long_quote = Quote("Danube", DANUBE.url, " ".join(["The Danube is long."] * 200))
-    ids = rm.encode("Which river?", [long_quote], "The Danube [1].")
+    ids = rm.encode("Which river?", [long_quote], "The Danube [1].").ids
     answer_ids = rm.tokenizer("The Danube [1].", add_special_tokens=False)["input_ids"]
     assert len(ids) == rm.max_length == 128
     assert ids[-len(answer_ids) - 1 :] == answer_ids + [rm.tokenizer.eos_token_id]
@@ -150,7 +183,7 @@ def test_long_prompts_lose_their_start_and_keep_the_answer(trained):
 # --- training ------------------------------------------------------------------------------------------
 
 
-def test_training_learns_the_preference_and_reports_the_trivial_scorers(trained, comparisons_file):
+def test_training_learns_the_preference_and_reports_the_trivial_scorers(trained, comparisons_file, tiny_adapter):
     out, summary = trained
     names = {p.name for p in out.iterdir()}
     assert {"adapter_model.safetensors", "head.safetensors", "reward.json", "training.json", "loss.png",
@@ -160,7 +193,8 @@ def test_training_learns_the_preference_and_reports_the_trivial_scorers(trained,
     assert written["steps"] == 12 and written["resumed_from_step"] == 0
     assert written["comparisons"]["total"] == 16 and written["comparisons"]["held_out_questions"] == 4
     assert written["comparisons"]["by_producer"] == {"human": 13, "synthetic": 3}
-    assert set(written["held_out_accuracy"]) == {"reward model", "answer length", "word overlap"}
+    assert set(written["held_out_accuracy"]) == {"reward model", "answer length", "word overlap", "policy's reader"}
+    assert written["reading_weights"] != dict(zip(FEATURES, load_reader(tiny_adapter).weights))  # they trained
     losses = [e["loss"] for e in written["log_history"] if "loss" in e]
     assert losses[-1] < losses[0]
     assert written["eval_loss"] is not None and written["held_out_accuracy"]["reward model"] == 1.0
@@ -261,6 +295,11 @@ def test_eval_pool_estimates_best_of_k_from_a_saved_pool(trained, corpus, tmp_pa
     assert accuracy["reward model"]["4"] == pytest.approx(2 / 3)  # the trained model picks the Danube answer
     assert report["oracle_gain_recovered_at_4"] == pytest.approx(1.0)
     assert set(accuracy["reward model"]) == {"1", "2", "4"}  # k=8 needs a pool of 8
+    baselines = {"answer length", "word overlap", "policy's reader"}  # the shipped policy's reader
+    assert set(accuracy) == {"reward model", "oracle", "random"} | baselines
+    assert set(report["pairwise_accuracy"]) == {"reward model"} | baselines
+    assert report["pairwise_accuracy"]["reward model"] == 1.0  # both decisive pairs (questions 1 and 3) right
+    assert "pairwise accuracy on the pool's decisive pairs: reward model 1.000" in format_best_of(report)
     assert (tmp_path / "report.best-of-k.png").stat().st_size > 0
     written = json.loads(out.read_text())
     assert written["systems"]["bm25-sentence"]["accuracy"] == 0.2 and written["best_of_k"] == report

@@ -114,6 +114,26 @@ def test_synthetic_comparisons_follow_the_rule_and_skip_questions_without_signal
     assert {c.preference for c in comparisons} == {0.0, 0.5, 1.0}  # sides are shuffled
 
 
+def test_answer_variants_add_decisive_pairs_from_the_same_quotes():
+    quote = Quote("Vienna", VIENNA.url, "Vienna is the capital of Austria, and it lies on the Danube.")
+    # Both samples answered with the first clause (wrong): no signal among the samples themselves.
+    samples = [cand("Vienna is the capital of Austria [1].", quotes=(quote,)),
+               cand("Vienna is the capital of Austria [1].", quotes=(quote,)), cand("", quotes=())]
+    record = PoolRecord("Which river flows through Vienna?", samples, answers=["Danube"])
+    plain, stats = synthetic_comparisons([record], seed=0)
+    assert plain == [] and stats["fewer than 2 distinct answers"] == 1
+
+    comparisons, stats = synthetic_comparisons([record], seed=0, variants=5)
+    assert stats["with variant signal"] == 1 and stats["variant pairs"] == len(comparisons) >= 2
+    for c in comparisons:
+        assert c.metadata["variant"] and c.a.quotes == c.b.quotes == [quote]
+        winner = c.a if c.preference == 1.0 else c.b
+        assert c.preference in (0.0, 1.0) and "Danube" in winner.text and winner.text.endswith("[1].")
+        assert "Danube" not in (c.b if winner is c.a else c.a).text
+    capped, _ = synthetic_comparisons([record], seed=0, variants=1)
+    assert len(capped) == 1
+
+
 # --- the loss and accuracies ------------------------------------------------------------------------------
 
 

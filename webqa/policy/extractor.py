@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from webqa.policy.expert_text import sentence_spans, tidy
-from webqa.policy.reader import QuoteReader
+from webqa.policy.reader import QuoteReader, draw
 from webqa.types import Quote
 
 MAX_WORDS = 30  # the expert's answers are one sentence of at most about 30 words
@@ -75,6 +75,4 @@ def extract_answer(reader: QuoteReader, question: str, quotes: list[Quote], temp
     scores = torch.tensor(reader.scores(question, quotes[0].title, [run.text for run in runs]))
     if temperature <= 0:
         return run_answer(runs[int(scores.argmax())])  # the first of equals
-    probabilities = torch.softmax(scores / temperature, 0).float()
-    device = generator.device if generator is not None else "cpu"
-    return run_answer(runs[int(torch.multinomial(probabilities.to(device), 1, generator=generator))])
+    return run_answer(runs[draw(torch.softmax(scores / temperature, 0).float(), generator)])

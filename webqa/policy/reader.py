@@ -156,6 +156,13 @@ class QuoteReader:
             raise ValueError(f"{path}: not a quote reader ({error})") from None
 
 
+def draw(probabilities: torch.Tensor, generator: torch.Generator | None) -> int:
+    """An index drawn with `probabilities`, on the generator's device (a CUDA generator draws on CUDA);
+    how sampled decoding draws the reader's choices (quotes, clicks, answers)."""
+    device = generator.device if generator is not None else "cpu"
+    return int(torch.multinomial(probabilities.to(device), 1, generator=generator))
+
+
 def load_reader(folder: str | Path | None) -> QuoteReader | None:
     """The reader saved in a policy's folder, or None."""
     path = Path(folder) / READER_FILE if folder else None

@@ -35,7 +35,7 @@ from webqa.policy.expert_moves import quote_action
 from webqa.policy.expert_text import find_needles, sentences_in_view
 from webqa.policy.extractor import extract_answer
 from webqa.policy.prompts import PLAIN, PromptFormat, action_example, answer_example
-from webqa.policy.reader import QuoteReader, unquoted, unquoted_in_view
+from webqa.policy.reader import QuoteReader, draw, unquoted, unquoted_in_view
 from webqa.types import Episode, StepResult
 
 # Called after every browser step with the browser's index in `browsers`, the action it took, the
@@ -300,13 +300,7 @@ def choose_quote(sampler: Sampler, browser: Browser, prompt: str, action: str, t
     means = mean_log_probabilities(sampler, prompt, lines)
     if temperature <= 0:
         return lines[int(means.argmax())]
-    return lines[_draw(torch.softmax(means / temperature, 0), generator)]
-
-
-def _draw(probabilities: torch.Tensor, generator: torch.Generator | None) -> int:
-    """An index drawn with `probabilities`, on the generator's device (a CUDA generator draws on CUDA)."""
-    device = generator.device if generator is not None else "cpu"
-    return int(torch.multinomial(probabilities.to(device), 1, generator=generator))
+    return lines[draw(torch.softmax(means / temperature, 0), generator)]
 
 
 def quotable_sentences(browser: Browser, partial: bool = False, earlier: Iterable[str] = (),
@@ -359,13 +353,13 @@ def reader_quote(reader: QuoteReader, browser: Browser, written: str | None = No
         else:
             shifted = torch.sigmoid(torch.logit(torch.tensor(probability), eps=1e-6)
                                     - torch.logit(torch.tensor(threshold), eps=1e-6))
-            decided = _draw(torch.stack([1 - shifted, shifted]), generator) == 1
+            decided = draw(torch.stack([1 - shifted, shifted]), generator) == 1
         if not decided:
             return None
     if temperature <= 0:
         return quotable[reader.choose(question, title, sentences)][1]
     scores = torch.tensor(reader.scores(question, title, sentences)) / temperature
-    return quotable[_draw(torch.softmax(scores, 0), generator)][1]
+    return quotable[draw(torch.softmax(scores, 0), generator)][1]
 
 
 def reader_click(reader: QuoteReader, browser: Browser, temperature: float = 0.0,
@@ -384,7 +378,7 @@ def reader_click(reader: QuoteReader, browser: Browser, temperature: float = 0.0
     scores = torch.tensor(reader.scores(browser.episode.question, "", [texts[i] for i in open_]))
     if temperature <= 0:
         return f"{CLICK}{open_[int(scores.argmax())]}"
-    return f"{CLICK}{open_[_draw(torch.softmax(scores / temperature, 0), generator)]}"
+    return f"{CLICK}{open_[draw(torch.softmax(scores / temperature, 0), generator)]}"
 
 
 def specific_find(browser: Browser) -> str | None:

@@ -19,7 +19,11 @@ recovers is (RM - random) / (oracle - random) at k=4.
 file, resumable), caches the reward model's scores in `<report>.scores.jsonl`
 (keyed by the reward model's folder and head, so a retrained model re-scores the
 same pool), prints the table, writes the curve to `<report>.best-of-k.png` and
-adds a `best_of_k` section to the report.
+adds a `best_of_k` section to the report. Beside the three selectors, the table
+has the scorers the reward model must beat as selectors too (answer length, word
+overlap, and the policy's quote reader alone, which is where the reward model's
+reading term starts), and each one's pairwise accuracy on the pool's decisive
+pairs (distinct answers of one question with different grades).
 """
 
 from __future__ import annotations
@@ -28,11 +32,14 @@ import hashlib
 import json
 import statistics
 import sys
+from collections.abc import Callable
+from itertools import combinations
 from math import comb
 from pathlib import Path
 
 from webqa.records import append_record, read_records
 from webqa.reward.pool import PoolConfig, PoolRecord, read_pool, sample_pool, score_pool
+from webqa.reward.synthetic import distinct_answers
 from webqa.types import Candidate
 
 SELECTORS = ("reward model", "oracle", "random")
@@ -151,34 +158,77 @@ def evaluate_pool(questions_path: str | Path, out: str | Path, pool: int = 8, ks
     if reward is None and (SHIPPED_REWARD / "head.safetensors").exists():
         reward = str(SHIPPED_REWARD)
     if reward is None:
-        print("no reward model (none shipped, none given with --reward): only oracle and random", file=sys.stderr)
+        print("no reward model (none shipped, none given with --reward): no reward model row", file=sys.stderr)
     scores = cached_scores(scores_path, records, reward)
-    pools = [(scores.get(r.question, [None] * pool), [float(c.grade > 0) for c in r.candidates]) for r in records]
+    values = {r.question: [float(c.grade > 0) for c in r.candidates] for r in records}
+    pools = [(scores.get(r.question, [None] * pool), values[r.question]) for r in records]
     ks = [k for k in ks if k <= pool]
     table = estimates(pools, ks, reward=reward is not None)
+    pairwise = {"reward model": pool_pairwise_accuracy(records, scores) if reward is not None else None}
+    for name, scorer in baseline_scorers(policy).items():
+        by_question = {r.question: [scorer(r.question, c.quotes, c.text) if c.answered else None
+                                    for c in r.candidates] for r in records}
+        table[name] = {k: statistics.mean(best_of_k(by_question[q], v, k) for q, v in values.items()) for k in ks}
+        pairwise[name] = pool_pairwise_accuracy(records, by_question)
     png = out.with_suffix(".best-of-k.png")
     plot_best_of(table, png, f"best-of-k from pools of {pool}, {len(records)} questions")
     report = {"pool": pool, "questions": len(records), "ks": ks, "reward_model": reward, "policy": policy,
               "accuracy": {s: {str(k): v for k, v in row.items()} for s, row in table.items()},
-              f"oracle_gain_recovered_at_{GAIN_AT}": gain_recovered(table), "pool_file": str(pool_path),
-              "png": str(png)}
+              f"oracle_gain_recovered_at_{GAIN_AT}": gain_recovered(table), "pairwise_accuracy": pairwise,
+              "pool_file": str(pool_path), "png": str(png)}
     full = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(full | {"best_of_k": report}, indent=1), encoding="utf-8")
     return report
 
 
+def baseline_scorers(policy: str | None) -> dict[str, Callable]:
+    """The scorers the reward model is measured against: the trivial ones, and the policy's reader alone."""
+    from webqa.agent import SHIPPED_POLICY
+    from webqa.policy.reader import load_reader
+    from webqa.reward.model import ReadingHead
+    from webqa.reward.train import TRIVIAL_SCORERS, reading_scorer
+
+    scorers = dict(TRIVIAL_SCORERS)
+    reader = load_reader(policy or SHIPPED_POLICY)
+    if reader is not None:
+        scorers["policy's reader"] = reading_scorer(ReadingHead.from_reader(reader))
+    return scorers
+
+
+def pool_pairwise_accuracy(records: list[PoolRecord], scores: dict[str, list[float | None]]) -> float | None:
+    """Pairwise accuracy of scores on the pools' decisive pairs: distinct answered candidates of one
+    question with different grades, the better of which should score higher."""
+    from webqa.reward.train import pairwise_accuracy
+
+    better, worse = [], []
+    for record in records:
+        if record.question not in scores:
+            continue
+        index = {id(c): i for i, c in enumerate(record.candidates)}
+        for x, y in combinations(distinct_answers(record.candidates), 2):
+            if x.grade != y.grade:
+                high, low = (x, y) if x.grade > y.grade else (y, x)
+                better.append(scores[record.question][index[id(high)]])
+                worse.append(scores[record.question][index[id(low)]])
+    return pairwise_accuracy(better, worse, [1.0] * len(better))
+
+
 def format_best_of(report: dict) -> str:
-    """The best-of-k accuracy table, and the share of the oracle's gain recovered."""
+    """The best-of-k accuracy table (selectors, then baseline scorers), the share of the oracle's gain
+    recovered, and pairwise accuracies."""
     accuracy = report["accuracy"]
+    fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
     lines = [f"best-of-k accuracy (pools of {report['pool']}, {report['questions']} questions)",
-             f"{'k':<4}" + "".join(f"{s:>14}" for s in SELECTORS)]
+             f"{'k':<4}" + "".join(f"{s:>17}" for s in accuracy)]
     for k in report["ks"]:
-        cells = [accuracy[s].get(str(k)) for s in SELECTORS]
-        lines.append(f"{k:<4}" + "".join(f"{'-' if c is None else f'{c:.3f}':>14}" for c in cells))
+        lines.append(f"{k:<4}" + "".join(f"{fmt(row.get(str(k))):>17}" for row in accuracy.values()))
     gain = report[f"oracle_gain_recovered_at_{GAIN_AT}"]
     lines.append(f"reward model recovers {'-' if gain is None else f'{gain:.2f}'} of the oracle's gain at "
                  f"k={GAIN_AT}: (RM - random) / (oracle - random)")
+    if report.get("pairwise_accuracy"):
+        lines.append("pairwise accuracy on the pool's decisive pairs: "
+                     + ", ".join(f"{name} {fmt(value)}" for name, value in report["pairwise_accuracy"].items()))
     return "\n".join(lines)
 
 

@@ -2,7 +2,9 @@
 
 It reads exactly what the policy read when it wrote the answer (the answer prompt:
 question and numbered quotes, `webqa.env.answering.answer_prompt`), then the answer
-and an end-of-sequence token, and maps the last hidden state to one number.
+and an end-of-sequence token, and maps the last hidden state to one number. To that
+number it adds the reading term: the policy's quote reader's judgement of the
+answer as a sentence that answers the question (`ReadingHead`).
 
     rm = build_reward_model(policy="webqa/data/policy")      # for training: BC weights + new LoRA + head
     rm.save("runs/rm")
@@ -10,12 +12,19 @@ and an end-of-sequence token, and maps the last hidden state to one number.
     rm.score([(question, quotes, answer), ...])              # one forward pass for the whole batch
 
 Initialisation follows WebGPT: the reward model starts from the behavior-cloned
-policy (the base model with the BC adapter merged), with the unembedding replaced
-by a freshly initialised linear head. A new LoRA adapter is trained on top (or the
-whole transformer with `full=True`).
+policy. Our policy is two parts, the transformer (base model with the BC adapter
+merged) and the quote reader (a linear model over reading features, fitted to the
+same demonstrations), and the reward model starts from both: the unembedding is
+replaced by a linear head initialised at zero, and the reading term starts as the
+reader's ranker. So before training the reward model ranks answers as the policy's
+reader would, and training (a new LoRA adapter, or the whole transformer with
+`full=True`, with the head and the reading weights) learns from comparisons what
+that misses. A policy without a reader (or `reading=False`) gives a head with a
+small random start and no reading term.
 
 A saved folder holds `reward.json` (what to rebuild it from), the LoRA adapter
-(`adapter_config.json`, `adapter_model.safetensors`), the head (`head.safetensors`),
+(`adapter_config.json`, `adapter_model.safetensors`), the head and the reading
+weights (`head.safetensors`),
 the tokenizer, and `policy/`: a copy of the BC adapter it started from, so the
 reward model still loads after the shipped policy is retrained (git stores an
 identical copy once).
@@ -25,14 +34,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from webqa.policy.prompts import answer_example
+from webqa.policy.reader import FEATURES, QuoteReader, features, load_reader
 from webqa.policy.train import LLAMA_PROJECTIONS, load_policy
 from webqa.types import Quote
 
@@ -42,6 +53,42 @@ POLICY_COPY = "policy"  # the folder, inside a reward model folder, holding its 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 Item = tuple[str, list[Quote], str]  # (question, quotes, answer)
+_CITATIONS = re.compile(r"\s*\[\d+\]")
+
+
+@dataclass
+class EncodedAnswer:
+    """One row for the reward model: token ids, and the answer's reading features (empty without a reading term)."""
+
+    ids: list[int]
+    reading: list[float] = field(default_factory=list)
+
+
+def reading_features(question: str, quotes: list[Quote], answer: str) -> list[float]:
+    """The reader's features (`webqa.policy.reader.FEATURES`) of the answer, citations removed, read
+    as a one-sentence window under its first quote's page title."""
+    title = quotes[0].title if quotes else ""
+    return features(question, title, [_CITATIONS.sub("", answer).strip()])[0]
+
+
+class ReadingHead(torch.nn.Module):
+    """The reading term of the score: `weight . (features - mean) / scale`, as the reader's ranker scores
+    a sentence. `mean` and `scale` stay as fitted; `weight` trains with the head."""
+
+    def __init__(self, weight: list[float], mean: list[float], scale: list[float]):
+        super().__init__()
+        if not len(weight) == len(mean) == len(scale) == len(FEATURES):
+            raise ValueError(f"a reading head has {len(FEATURES)} weights ({', '.join(FEATURES)})")
+        self.weight = torch.nn.Parameter(torch.tensor(weight, dtype=torch.float32))
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32))
+
+    @classmethod
+    def from_reader(cls, reader: QuoteReader) -> "ReadingHead":
+        return cls(reader.weights, reader.mean, reader.scale)
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        return ((rows - self.mean) / self.scale) @ self.weight
 
 
 @dataclass
@@ -55,20 +102,26 @@ class LoraSettings:
 
 
 class RewardModel(torch.nn.Module):
-    """A transformer body (no LM head) and a linear head reading the hidden state of the last token."""
+    """A transformer body (no LM head), a linear head reading the hidden state of the last token, and
+    optionally the reading term over the answer's reading features."""
 
     def __init__(self, backbone: torch.nn.Module, tokenizer, head: torch.nn.Linear | None = None,
-                 max_length: int = 768, meta: dict | None = None):
+                 max_length: int = 768, meta: dict | None = None, reading: ReadingHead | None = None):
         super().__init__()
         self.backbone = backbone
         self.tokenizer = tokenizer
         hidden = backbone.config.hidden_size
         if head is None:
             head = torch.nn.Linear(hidden, 1)
-            # Scores start near 0 with unit-scale spread: hidden states after the final norm are O(1) per unit.
-            torch.nn.init.normal_(head.weight, std=hidden ** -0.5)
+            if reading is None:
+                # Scores start near 0 with unit-scale spread: hidden states after the final norm are O(1) per unit.
+                torch.nn.init.normal_(head.weight, std=hidden ** -0.5)
+            else:  # start as the reader's judgement alone
+                torch.nn.init.zeros_(head.weight)
             torch.nn.init.zeros_(head.bias)
-        self.head = head.to(next(backbone.parameters()).device)
+        device = next(backbone.parameters()).device
+        self.head = head.to(device)
+        self.reading = reading.to(device) if reading is not None else None
         self.max_length = max_length
         self.meta = meta or {}
 
@@ -78,8 +131,9 @@ class RewardModel(torch.nn.Module):
 
     # --- text -> tokens ------------------------------------------------------------------
 
-    def encode(self, question: str, quotes: list[Quote], answer: str) -> list[int]:
-        """Token ids of answer prompt + answer + eos; the prompt loses tokens from the left to fit.
+    def encode(self, question: str, quotes: list[Quote], answer: str) -> EncodedAnswer:
+        """Token ids of answer prompt + answer + eos (the prompt loses tokens from the left to fit), and
+        the answer's reading features when the model has a reading term.
 
         Same text and same left truncation as the policy's answer step (`webqa.policy.train.encode`).
         The answer keeps at most half of `max_length` (answers are short; a runaway one is cut).
@@ -89,24 +143,35 @@ class RewardModel(torch.nn.Module):
         answer_ids = tokenize(answer)[: self.max_length // 2 - 1] + [self.tokenizer.eos_token_id]
         prompt_ids = tokenize(prompt)
         room = self.max_length - len(answer_ids)
-        return prompt_ids[max(0, len(prompt_ids) - room):] + answer_ids
+        ids = prompt_ids[max(0, len(prompt_ids) - room):] + answer_ids
+        return EncodedAnswer(ids, reading_features(question, quotes, answer) if self.reading is not None else [])
 
-    def collate(self, rows: list[list[int]]) -> dict[str, torch.Tensor]:
-        """Right-padded input ids and attention mask: the score is read at each row's own last token."""
-        width = max(len(row) for row in rows)
+    def collate(self, rows: list[EncodedAnswer]) -> dict[str, torch.Tensor]:
+        """Right-padded input ids and attention mask (the score is read at each row's own last token),
+        and the reading features when the model has a reading term."""
+        width = max(len(row.ids) for row in rows)
         pad = self.tokenizer.pad_token_id
-        ids = torch.tensor([row + [pad] * (width - len(row)) for row in rows])
-        mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
-        return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+        ids = torch.tensor([row.ids + [pad] * (width - len(row.ids)) for row in rows])
+        mask = torch.tensor([[1] * len(row.ids) + [0] * (width - len(row.ids)) for row in rows])
+        batch = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+        if self.reading is not None:
+            batch["reading"] = torch.tensor([row.reading for row in rows], dtype=torch.float32, device=self.device)
+        return batch
 
     # --- scoring -------------------------------------------------------------------------
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """One score per row (float32)."""
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                reading: torch.Tensor | None = None) -> torch.Tensor:
+        """One score per row (float32): the head's, plus the reading term's when the model has one."""
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         last = attention_mask.sum(-1) - 1  # right padding: the last real token of each row
         final = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-        return self.head(final.to(self.head.weight.dtype)).squeeze(-1).float()
+        scores = self.head(final.to(self.head.weight.dtype)).squeeze(-1).float()
+        if self.reading is not None:
+            if reading is None:
+                raise ValueError("this reward model has a reading term: pass the rows' reading features")
+            scores = scores + self.reading(reading.float())
+        return scores
 
     @torch.no_grad()
     def score(self, items: list[Item]) -> list[float]:
@@ -129,8 +194,10 @@ class RewardModel(torch.nn.Module):
             (folder / "README.md").unlink(missing_ok=True)  # peft's template card; the folder gets its own
         else:
             self.backbone.save_pretrained(folder)
-        save_file({"weight": self.head.weight.detach().float().cpu().contiguous(),
-                   "bias": self.head.bias.detach().float().cpu().contiguous()}, folder / HEAD)
+        tensors = {"weight": self.head.weight, "bias": self.head.bias}
+        if self.reading is not None:
+            tensors |= {f"reading.{name}": value for name, value in self.reading.state_dict().items()}
+        save_file({name: value.detach().float().cpu().contiguous() for name, value in tensors.items()}, folder / HEAD)
         self.tokenizer.save_pretrained(folder)
         meta = dict(self.meta, max_length=self.max_length, full=not isinstance(self.backbone, PeftModel))
         source = meta.get("policy")
@@ -166,13 +233,16 @@ def _body(policy: str | None, base: str | None, device, dtype):
 
 
 def build_reward_model(policy: str | None, base: str | None = None, lora: LoraSettings | None = LoraSettings(),
-                       max_length: int = 768, device="cpu", dtype=torch.float32, seed: int = 0) -> RewardModel:
+                       max_length: int = 768, device="cpu", dtype=torch.float32, seed: int = 0,
+                       reading: bool = True) -> RewardModel:
     """A fresh reward model for training: the policy's body (or the bare base's) with a new head.
 
     `policy`: a policy folder (a LoRA adapter, merged into its base, or a full model folder);
     None starts from `base` (default: the default base model). `lora=None` trains the whole body.
+    `reading`: start the reading term from the policy's quote reader, when it has one.
     """
     body, tokenizer = _body(policy, base, device, dtype)
+    reader = load_reader(policy) if reading and policy is not None else None
     torch.manual_seed(seed)  # the head and the LoRA A matrices start random
     if lora is not None:
         from peft import LoraConfig, get_peft_model
@@ -183,7 +253,8 @@ def build_reward_model(policy: str | None, base: str | None = None, lora: LoraSe
 
     meta = {"policy": str(Path(policy).resolve()) if policy and Path(policy).is_dir() else policy,
             "base": base or DEFAULT_MODEL}
-    return RewardModel(body, tokenizer, max_length=max_length, meta=meta)
+    return RewardModel(body, tokenizer, max_length=max_length, meta=meta,
+                       reading=ReadingHead.from_reader(reader) if reader is not None else None)
 
 
 def load_reward_model(folder: str | os.PathLike, device=None, dtype=None, merge: bool = True) -> RewardModel:
@@ -210,8 +281,12 @@ def load_reward_model(folder: str | os.PathLike, device=None, dtype=None, merge:
             body = body.merge_and_unload()
     weights = load_file(folder / HEAD)
     head = torch.nn.Linear(weights["weight"].shape[1], 1)
-    head.load_state_dict(weights)
+    head.load_state_dict({"weight": weights["weight"], "bias": weights["bias"]})
+    reading = None
+    if "reading.weight" in weights:
+        reading = ReadingHead(*(weights[f"reading.{name}"].tolist() for name in ("weight", "mean", "scale")))
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = RewardModel(body, tokenizer, head=head, max_length=meta.get("max_length", 768), meta=meta)
+    model = RewardModel(body, tokenizer, head=head, max_length=meta.get("max_length", 768), meta=meta,
+                        reading=reading)
     model.eval()
     return model

@@ -107,14 +107,18 @@ def read_pool(path: str | Path) -> list[PoolRecord]:
 
 def candidate_of(episode: Episode, answers: list[str] | None) -> PoolCandidate:
     """An episode as a pool candidate, graded against the gold answers when they are known."""
-    from webqa.evaluate import score
-
     candidate = PoolCandidate(text=episode.answer or "", quotes=list(episode.quotes), end=episode.end,
                               actions=episode.actions)
-    if answers is not None:
-        figures = score({"answer": candidate.text, "quotes": [q.text for q in candidate.quotes],
-                         "actions": candidate.actions}, answers)
-        candidate.correct, candidate.supported = figures["correct"], figures["supported"]
+    return graded(candidate, answers) if answers is not None else candidate
+
+
+def graded(candidate: PoolCandidate, answers: list[str]) -> PoolCandidate:
+    """The candidate with `correct` and `supported` set against the gold answers (`webqa.evaluate.score`)."""
+    from webqa.evaluate import score
+
+    figures = score({"answer": candidate.text, "quotes": [q.text for q in candidate.quotes],
+                     "actions": candidate.actions}, answers)
+    candidate.correct, candidate.supported = figures["correct"], figures["supported"]
     return candidate
 
 

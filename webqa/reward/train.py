@@ -10,19 +10,24 @@ and p the preference (1: a, 0: b, 0.5: tie) the loss is
     -p log sigmoid(d) - (1 - p) log sigmoid(-d),
 so a tie pulls the two scores together (its loss is smallest, log 2, at d = 0).
 
-The model starts from the behavior-cloned policy (`webqa.reward.model`), LoRA by
-default. Conventions are behavior cloning's: checkpoints in `out/checkpoints`
-every `--save-steps` (adapter + head + optimizer, a few MB), resumed
-automatically; a progress bar; `training.json` and `loss.png` in the out folder.
-A share of the questions (`--eval-share`) is held out: their comparisons give the
-eval loss and the held-out pairwise accuracy (on non-tie pairs, equal scores
-counting half), reported next to two trivial scorers: answer length, and the
-share of the answer's words found in its quotes.
+The model starts from the behavior-cloned policy (`webqa.reward.model`: its
+transformer, LoRA by default, and its quote reader as the reading term). The head
+and the reading weights learn at their own rate (`--head-lr`). Conventions are
+behavior cloning's: checkpoints in `out/checkpoints` every `--save-steps`
+(adapter + head + optimizer, a few MB), resumed automatically; a progress bar;
+`training.json` and `loss.png` in the out folder. A share of the questions
+(`--eval-share`) is held out: their comparisons give the eval loss and the
+held-out pairwise accuracy (on non-tie pairs, equal scores counting half),
+reported next to two trivial scorers, answer length and the share of the
+answer's words found in its quotes, and to the policy's reader alone (the reward
+model before training). `webqa eval --pool` measures the same on the pairs of
+its pool of dev answers.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import random
@@ -40,8 +45,10 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from webqa.comparisons import read_comparisons
+from webqa.policy.reader import FEATURES
 from webqa.policy.train import LLAMA_PROJECTIONS, hardware
-from webqa.reward.model import LoraSettings, RewardModel, build_reward_model
+from webqa.reward.model import EncodedAnswer, LoraSettings, ReadingHead, RewardModel, build_reward_model, \
+    reading_features
 from webqa.scoring import answer_words, normalize
 from webqa.types import Comparison
 
@@ -59,9 +66,11 @@ class RewardTrainConfig:
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     lora_targets: tuple[str, ...] = LLAMA_PROJECTIONS
+    reading: bool = True  # start the reading term from the policy's quote reader (webqa.reward.model)
     max_length: int = 640  # tokens per answer row; the prompt is cut from the left
     eval_share: float = 0.1  # share of questions (not comparisons) held out
     learning_rate: float | None = None  # None: 1e-4 with LoRA, 1e-5 for a full fine-tune
+    head_learning_rate: float = 1e-3  # the head and the reading weights: few, and the head starts at zero
     batch_size: int = 4  # comparisons per micro-batch (twice as many rows)
     grad_accum: int = 1
     epochs: float = 1.0  # WebGPT trains its reward models for one epoch: more overfits
@@ -113,6 +122,14 @@ def word_overlap(question: str, quotes, answer: str) -> float:
 TRIVIAL_SCORERS = {"answer length": answer_length, "word overlap": word_overlap}
 
 
+def reading_scorer(reading: ReadingHead):
+    """A scorer of (question, quotes, answer) by a reading term alone."""
+    @torch.no_grad()
+    def score(question: str, quotes, answer: str) -> float:
+        return float(reading(torch.tensor(reading_features(question, quotes, answer))))
+    return score
+
+
 def scorer_accuracy(scorer, comparisons: list[Comparison]) -> float | None:
     """Held-out pairwise accuracy of a scorer of (question, quotes, answer)."""
     a = [scorer(c.question, c.a.quotes, c.a.text) for c in comparisons]
@@ -137,7 +154,7 @@ def split_by_question(comparisons: list[Comparison], share: float, seed: int) ->
     return [c for c in comparisons if c.question not in held], [c for c in comparisons if c.question in held]
 
 
-def encode_pairs(model: RewardModel, comparisons: list[Comparison]) -> list[tuple[list[int], list[int], float]]:
+def encode_pairs(model: RewardModel, comparisons: list[Comparison]) -> list[tuple[EncodedAnswer, EncodedAnswer, float]]:
     return [(model.encode(c.question, c.a.quotes, c.a.text), model.encode(c.question, c.b.quotes, c.b.text),
              c.preference) for c in comparisons]
 
@@ -241,7 +258,11 @@ def train(config: RewardTrainConfig, progress: bool = True) -> dict:
     lora = None if config.full_finetune else LoraSettings(config.lora_r, config.lora_alpha, config.lora_dropout,
                                                          tuple(config.lora_targets))
     policy = resolve_policy(config.policy)
-    model = build_reward_model(policy, config.base, lora, config.max_length, seed=config.seed)
+    model = build_reward_model(policy, config.base, lora, config.max_length, seed=config.seed,
+                               reading=config.reading)
+    scorers = dict(TRIVIAL_SCORERS)
+    if model.reading is not None:  # the policy's reader alone, as the reward model starts
+        scorers["policy's reader"] = reading_scorer(copy.deepcopy(model.reading).cpu())
     model.to(pick_device())
     model.train()
     train_pairs, held_pairs = encode_pairs(model, train_set), encode_pairs(model, held)
@@ -249,8 +270,12 @@ def train(config: RewardTrainConfig, progress: bool = True) -> dict:
     micro_per_epoch = math.ceil(len(train_pairs) / config.batch_size)
     total = config.max_steps if config.max_steps > 0 else max(
         1, math.ceil(config.epochs * micro_per_epoch / config.grad_accum))
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    heads = [p for name, p in model.named_parameters() if p.requires_grad and name.startswith(("head.", "reading."))]
+    body = [p for name, p in model.named_parameters() if p.requires_grad and not name.startswith(("head.", "reading."))]
+    params = body + heads
+    optimizer = torch.optim.AdamW([{"params": body, "lr": config.lr},
+                                   {"params": heads, "lr": config.head_learning_rate}],
+                                  lr=config.lr, weight_decay=config.weight_decay)
     warmup = int(config.warmup * total) if config.warmup < 1 else int(config.warmup)
     scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, total)
 
@@ -311,13 +336,14 @@ def train(config: RewardTrainConfig, progress: bool = True) -> dict:
                         "train_ties": sum(c.preference == 0.5 for c in train_set),
                         "held_out_ties": sum(c.preference == 0.5 for c in held)},
         "trainable_parameters": sum(p.numel() for p in params),
+        "reading_weights": dict(zip(FEATURES, model.reading.weight.tolist())) if model.reading is not None else None,
         "steps": step,
         "epochs": step * config.grad_accum / max(1, micro_per_epoch),
         "resumed_from_step": resumed_from,
         "train_loss": next((e["loss"] for e in reversed(log) if "loss" in e), None),
         "eval_loss": final[0]["eval_loss"] if final else None,
         "held_out_accuracy": {"reward model": final[0]["eval_accuracy"] if final else None}
-                             | {name: scorer_accuracy(scorer, held) for name, scorer in TRIVIAL_SCORERS.items()},
+                             | {name: scorer_accuracy(scorer, held) for name, scorer in scorers.items()},
         "wall_s": round(time.perf_counter() - start, 1),  # this run only, not earlier ones it resumed
         "hardware": hardware(),
         "log_history": log,
@@ -373,6 +399,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--max-length", type=int, default=d.max_length, help="tokens per answer row")
     parser.add_argument("--lora-r", type=int, default=d.lora_r)
     parser.add_argument("--eval-share", type=float, default=d.eval_share, help="share of questions held out")
+    parser.add_argument("--head-lr", type=float, default=d.head_learning_rate,
+                        help="learning rate of the head and the reading weights")
+    parser.add_argument("--no-reading", action="store_true", help="no reading term: the transformer's head alone")
     parser.add_argument("--save-steps", type=int, default=d.save_steps)
     parser.add_argument("--log-steps", type=int, default=d.log_steps)
     parser.add_argument("--seed", type=int, default=d.seed)
@@ -385,7 +414,8 @@ def config_from_args(args: argparse.Namespace) -> RewardTrainConfig:
         comparisons=args.comparisons, out=args.out, policy=args.policy, base=args.base, full_finetune=args.full,
         max_steps=args.max_steps, epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size,
         grad_accum=args.grad_accum, max_length=args.max_length, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
-        eval_share=args.eval_share, save_steps=args.save_steps, log_steps=args.log_steps, seed=args.seed,
+        eval_share=args.eval_share, head_learning_rate=args.head_lr,
+        reading=not args.no_reading, save_steps=args.save_steps, log_steps=args.log_steps, seed=args.seed,
         resume=not args.fresh)
 
 
