@@ -31,3 +31,20 @@ def test_ask_json_has_the_answer_fields(corpus, capsys):
     assert {"question", "text", "references", "trajectory", "candidates", "seconds", "found"} <= set(data)
     assert data["question"] == "Who painted the Mona Lisa?"
     assert all(set(step) == {"action", "error"} for step in data["trajectory"]["steps"])
+
+
+@pytest.mark.slow
+def test_the_shipped_reward_model_prefers_the_answer_its_quote_supports():
+    from webqa.agent import load_reward
+    from webqa.types import Quote
+
+    model = load_reward()
+    assert model is not None and model.reading is not None  # shipped, with its reading term
+    question = "Which river flows through Vienna?"
+    vienna = Quote("Vienna", "https://en.wikipedia.org/wiki/Vienna",
+                   "Vienna is the capital of Austria. The Danube flows through Vienna.")
+    basel = Quote("Basel", "https://en.wikipedia.org/wiki/Basel", "Basel is a city in Switzerland.")
+    right, wrong, off = model.score([(question, [vienna], "The Danube flows through Vienna [1]."),
+                                     (question, [vienna], "Vienna is the capital of Austria [1]."),
+                                     (question, [basel], "Basel is a city in Switzerland [1].")])
+    assert right > wrong and right > off

@@ -47,8 +47,14 @@ from tqdm import tqdm
 from webqa.comparisons import read_comparisons
 from webqa.policy.reader import FEATURES
 from webqa.policy.train import LLAMA_PROJECTIONS, hardware
-from webqa.reward.model import EncodedAnswer, LoraSettings, ReadingHead, RewardModel, build_reward_model, \
-    reading_features
+from webqa.reward.model import (
+    EncodedAnswer,
+    LoraSettings,
+    ReadingHead,
+    RewardModel,
+    build_reward_model,
+    reading_features,
+)
 from webqa.scoring import answer_words, normalize
 from webqa.types import Comparison
 
@@ -270,8 +276,9 @@ def train(config: RewardTrainConfig, progress: bool = True) -> dict:
     micro_per_epoch = math.ceil(len(train_pairs) / config.batch_size)
     total = config.max_steps if config.max_steps > 0 else max(
         1, math.ceil(config.epochs * micro_per_epoch / config.grad_accum))
-    heads = [p for name, p in model.named_parameters() if p.requires_grad and name.startswith(("head.", "reading."))]
-    body = [p for name, p in model.named_parameters() if p.requires_grad and not name.startswith(("head.", "reading."))]
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    heads = [p for name, p in trainable if name.startswith(("head.", "reading."))]
+    body = [p for name, p in trainable if not name.startswith(("head.", "reading."))]
     params = body + heads
     optimizer = torch.optim.AdamW([{"params": body, "lr": config.lr},
                                    {"params": heads, "lr": config.head_learning_rate}],
