@@ -24,10 +24,9 @@ small random start and no reading term.
 
 A saved folder holds `reward.json` (what to rebuild it from), the LoRA adapter
 (`adapter_config.json`, `adapter_model.safetensors`), the head and the reading
-weights (`head.safetensors`),
-the tokenizer, and `policy/`: a copy of the BC adapter it started from, so the
-reward model still loads after the shipped policy is retrained (git stores an
-identical copy once).
+weights (`head.safetensors`), the tokenizer, and `policy/`: a copy of the BC
+adapter it started from, so the reward model still loads after the shipped policy
+is retrained (git stores an identical copy once).
 """
 
 from __future__ import annotations
