@@ -1,11 +1,13 @@
 """Seconds per question of best-of-4 against best-of-1, and the reward model's scoring alone.
 
-    python bench/reward.py [--policy DIR] [--reward DIR] [--questions 5] [--n 4]
+    python bench/reward.py [--policy DIR] [--reward DIR] [--questions 8] [--n 4]
 
 Runs `webqa.answer` on the first dev questions with n=1 (greedy) and with n=4
-(sampled in lockstep, then all four answers scored in one forward pass), after a
-warm-up question that loads both models, and prints the medians and their ratio
-(the target: best-of-4 <= 2x best-of-1). Without a reward model (none shipped,
+(one greedy and three sampled episodes in lockstep, then all four answers scored
+in one forward pass), after a warm-up question that loads both models, and prints
+the medians and their ratio (the target: best-of-4 <= 2x best-of-1), with where
+the time went: the policy's prefill (tokens read, and tokens computed with the
+batch's padding) and decoding, and the rest. Without a reward model (none shipped,
 none given) n=4 falls back to the citation check, so the ratio then measures
 sampling alone; the scoring line shows what the reward model adds.
 """
@@ -22,12 +24,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from webqa.agent import answer, load_reward  # noqa: E402
+from webqa.agent import answer, load_reward, load_sampler  # noqa: E402
+from webqa.policy.rollout import SamplerStats  # noqa: E402
 from webqa.qa import load_questions  # noqa: E402
 
 
-def median_seconds(questions: list[str], n: int, policy: str | None, reward: str | None) -> float:
-    return statistics.median(answer(q, n=n, policy=policy, reward=reward).seconds for q in questions)
+def run(question: str, n: int, policy: str | None, reward: str | None) -> dict[str, float]:
+    """Seconds of one `webqa.answer` call and where they went (the sampler's counters)."""
+    sampler = load_sampler(policy)
+    sampler.stats = SamplerStats()
+    seconds = answer(question, n=n, policy=policy, reward=reward).seconds
+    stats = sampler.stats
+    return {"seconds": seconds, "prefill s": stats.prefill_seconds, "decode s": stats.decode_seconds,
+            "other s": seconds - stats.prefill_seconds - stats.decode_seconds,
+            "prefill tokens": stats.prefill_tokens, "prefill tokens computed": stats.prefill_padded_tokens,
+            "decode tokens": stats.decode_tokens}
 
 
 def scoring_seconds(reward: str | None, n: int, questions: list[str], policy: str | None) -> float | None:
@@ -50,7 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policy", help="policy folder (default: the shipped one)")
     parser.add_argument("--reward", help="reward model folder (default: the shipped one)")
-    parser.add_argument("--questions", type=int, default=5)
+    parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--n", type=int, default=4)
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -59,11 +70,18 @@ def main() -> None:
     print(f"reward model: {'none (citation-check fallback)' if rm is None else args.reward or 'shipped'}")
     answer(questions[0], n=args.n, policy=args.policy, reward=args.reward)  # warm-up: loads both models
 
-    one = median_seconds(questions, 1, args.policy, args.reward)
-    many = median_seconds(questions, args.n, args.policy, args.reward)
-    print(f"median seconds per question over {len(questions)} dev questions, {torch.get_num_threads()} threads")
-    print(f"{'best-of-1':<14}{one:>8.2f}\n{f'best-of-{args.n}':<14}{many:>8.2f}\n"
-          f"{'ratio':<14}{many / one:>8.2f}  (best-of-{args.n} / best-of-1; target <= 2)")
+    # Each question with n=1, then at once with n: the machine's speed drifts less within a pair.
+    pairs = [(run(q, 1, args.policy, args.reward), run(q, args.n, args.policy, args.reward)) for q in questions]
+    median = lambda rows, key: statistics.median(row[key] for row in rows)  # noqa: E731
+    ones, manys = [one for one, _ in pairs], [many for _, many in pairs]
+    print(f"median per question over {len(questions)} dev questions, {torch.get_num_threads()} threads "
+          "(other s: browser, reader, reward model)")
+    print(f"{'':<26}{'best-of-1':>10}{f'best-of-{args.n}':>10}{'ratio':>8}")
+    for key in ones[0]:
+        one, many = median(ones, key), median(manys, key)
+        print(f"{key:<26}{one:>10.2f}{many:>10.2f}{many / max(one, 1e-9):>8.2f}")
+    ratio = statistics.median(many["seconds"] / one["seconds"] for one, many in pairs)
+    print(f"median of the per-question ratios of seconds: {ratio:.2f} (best-of-{args.n} / best-of-1; target <= 2)")
     scoring = scoring_seconds(args.reward, args.n, questions[:2], args.policy)
     if scoring is not None:
         print(f"{'scoring only':<14}{scoring:>8.2f}  (the reward model on the answered candidates, one pass)")

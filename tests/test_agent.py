@@ -5,6 +5,7 @@ import json
 import pytest
 
 import webqa
+from webqa.agent import DEFAULT_N
 from webqa.cli import main
 from webqa.env.commands import parse
 from webqa.types import Answer
@@ -12,9 +13,15 @@ from webqa.types import Answer
 
 @pytest.mark.slow
 def test_answer_with_the_shipped_policy(corpus):
-    result = webqa.answer("Which river flows through Vienna?")
+    result = webqa.answer("Which river flows through Vienna?")  # best-of-4 with the shipped reward model
     assert isinstance(result, Answer) and result.seconds > 0
-    assert len(result.candidates) == 1 and result.trajectory is result.candidates[0].episode
+    assert len(result.candidates) == DEFAULT_N == 4
+    scored = [c for c in result.candidates if c.score is not None]
+    assert scored and all(c.found for c in scored)
+    assert result.trajectory is max(scored, key=lambda c: c.score).episode
+    greedy = webqa.answer("Which river flows through Vienna?", n=1)
+    assert len(greedy.candidates) == 1 and greedy.trajectory is greedy.candidates[0].episode
+    assert greedy.trajectory.actions == result.candidates[0].episode.actions  # best-of-n's first episode is greedy
     actions = result.trajectory.actions
     assert 1 <= len(actions) <= 16
     assert parse(actions[0]).kind == "search"  # the trained policy starts by searching

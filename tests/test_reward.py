@@ -171,6 +171,17 @@ def test_scoring_a_batch_is_one_forward_pass_and_padding_does_not_change_scores(
     assert len(set(round(s, 4) for s in together)) == 4
 
 
+def test_equal_items_are_read_once(trained):
+    rm = load_reward_model(trained[0], device="cpu")
+    batches = []
+    original = rm.collate
+    rm.collate = lambda rows: batches.append(len(rows)) or original(rows)
+    copy = (ITEMS[0][0], [Quote(**vars(q)) for q in ITEMS[0][1]], ITEMS[0][2])  # equal, not the same objects
+    scores = rm.score([ITEMS[0], ITEMS[1], copy, ITEMS[0]])
+    assert batches == [2] and scores[0] == scores[2] == scores[3] != scores[1]
+    assert scores[:2] == pytest.approx(rm.score(ITEMS[:2]), abs=1e-4)
+
+
 def test_long_prompts_lose_their_start_and_keep_the_answer(trained):
     rm = load_reward_model(trained[0], device="cpu")
     long_quote = Quote("Danube", DANUBE.url, " ".join(["The Danube is long."] * 200))
@@ -277,16 +288,22 @@ def test_best_of_n_end_to_end_with_the_tiny_policy(trained, tiny_base, corpus):
 # --- best-of-k in `webqa eval` --------------------------------------------------------------------------
 
 
-def test_eval_pool_estimates_best_of_k_from_a_saved_pool(trained, corpus, tmp_path, capsys):
+def write_pool(tmp_path):
+    """Three questions and a saved pool of 4 answers each (the Danube answers are the correct ones)."""
     questions = [{"question": f"Question {i}?", "answers": ["Danube"]} for i in range(3)]
     (tmp_path / "q.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
-    out = tmp_path / "report.json"
-    out.write_text(json.dumps({"systems": {"bm25-sentence": {"accuracy": 0.2}}}))
     good = PoolCandidate(GOOD.text, GOOD.quotes, correct=True, supported=True)
     bad = PoolCandidate(BAD.text, BAD.quotes, correct=False, supported=False)
     for q, candidates in zip(questions, ([bad, good, bad, bad], [bad, bad, bad, bad], [good, good, bad, good])):
         record = PoolRecord(q["question"], candidates, answers=["Danube"])
         append_record(tmp_path / "report.pool.jsonl", record.to_dict())
+    return questions
+
+
+def test_eval_pool_estimates_best_of_k_from_a_saved_pool(trained, corpus, tmp_path, capsys):
+    out = tmp_path / "report.json"
+    out.write_text(json.dumps({"systems": {"bm25-sentence": {"accuracy": 0.2}}}))
+    write_pool(tmp_path)
 
     report = evaluate_pool(tmp_path / "q.jsonl", out, pool=4, reward=str(trained[0]))  # nothing left to sample
     accuracy = report["accuracy"]
@@ -311,6 +328,43 @@ def test_eval_pool_estimates_best_of_k_from_a_saved_pool(trained, corpus, tmp_pa
         evaluate_pool(tmp_path / "q.jsonl", out, pool=8, reward=str(trained[0]))
 
 
+def test_eval_pool_adds_best_of_k_with_the_greedy_answer_first_from_the_greedy_run(trained, corpus, tmp_path):
+    from webqa.env import Browser
+    from webqa.policy.expert import POLICY_BROWSER
+    from webqa.policy.expert_text import sentences_in_view
+    from webqa.reward.best_of import GREEDY_FIRST, greedy_first_best_of_k
+
+    questions = write_pool(tmp_path)
+    browser = Browser(corpus, BrowserSettings(**vars(POLICY_BROWSER)))
+    browser.reset("Question?")
+    actions = ["Search Danube Vienna", "Clicked on link 0"]
+    for action in actions:
+        browser.step(action)
+    sentence = sentences_in_view(browser, partial=True)[0]
+    actions += [f"Quote: {sentence}", "End: Answer"]
+    with open(tmp_path / "report.jsonl", "w") as log:  # `webqa eval`'s rows of a greedy (n=1) policy run
+        for i, q in enumerate(questions):
+            answer, quotes = ("The Danube [1].", [sentence]) if i < 2 else ("", [])
+            log.write(json.dumps({"system": "policy", "question": q["question"], "answer": answer, "quotes": quotes,
+                                  "trajectory": actions if quotes else actions[:2]}) + "\n")
+    out = tmp_path / "report.json"
+    out.write_text(json.dumps({"n": 1, "systems": {}}))
+    report = evaluate_pool(tmp_path / "q.jsonl", out, pool=4, reward=str(trained[0]))
+    row = report["accuracy"][GREEDY_FIRST]
+    assert row["1"] == pytest.approx(2 / 3)  # the greedy answers alone: Danube, Danube, none
+    greedy_score = [json.loads(line)["scores"][0]
+                    for line in (tmp_path / "report.greedy-scores.jsonl").read_text().splitlines()]
+    assert greedy_score[2] is None and None not in greedy_score[:2]
+    pools = [json.loads(line) for line in (tmp_path / "report.scores.jsonl").read_text().splitlines()]
+    values = [[0.0, 1.0, 0.0, 0.0], [0.0] * 4, [1.0, 1.0, 0.0, 1.0]]  # the pools' correct answers
+    for k in (2, 4):
+        expected = [greedy_first_best_of_k(g, float(i < 2), p["scores"], v, k)
+                    for i, (g, p, v) in enumerate(zip(greedy_score, pools, values))]
+        assert row[str(k)] == pytest.approx(sum(expected) / 3)
+    out.write_text(json.dumps({"n": 4, "systems": {}}))  # best-of-4 rows are not greedy answers
+    assert GREEDY_FIRST not in evaluate_pool(tmp_path / "q.jsonl", out, pool=4, reward=str(trained[0]))["accuracy"]
+
+
 def test_sample_writes_a_resumable_pool_and_synthetic_comparisons(tiny_base, corpus, tmp_path, capsys):
     from webqa.reward.pool import read_pool
     from webqa.reward.synthetic import main as sample_main
@@ -329,3 +383,71 @@ def test_sample_writes_a_resumable_pool_and_synthetic_comparisons(tiny_base, cor
     assert all(len(r.candidates) == 2 and r.answers for r in pool)
     assert all(len(c.actions) <= 3 and c.correct is not None and c.score is None for r in pool for c in r.candidates)
     assert (tmp_path / "synthetic.jsonl").exists()  # a random policy answers nothing: no pairs, an empty file
+
+
+# --- expert iteration from a saved pool ------------------------------------------------------------------
+
+
+def test_iteration_from_a_saved_pool_keeps_the_reward_models_replayed_picks(trained, corpus, tmp_path):
+    from webqa.env import Browser
+    from webqa.policy.expert import POLICY_BROWSER
+    from webqa.policy.expert_text import sentences_in_view
+    from webqa.reward.iterate import pool_picks
+    from webqa.reward.pool import candidate_of, read_pool
+
+    def browsed(question, answer):
+        browser = Browser(corpus, BrowserSettings(**vars(POLICY_BROWSER)))
+        browser.reset(question)
+        for action in ("Search Danube Vienna", "Clicked on link 0"):
+            browser.step(action)
+        browser.step(f"Quote: {sentences_in_view(browser, partial=True)[0]}")
+        browser.step("End: Answer")
+        browser.episode.answer = answer
+        return browser.episode
+
+    unanswered = PoolCandidate("", [], end="out of actions", actions=["Search Danube"])
+    first = candidate_of(browsed("Which river flows through Vienna?", "The Danube [1]."), ["Danube"])
+    tampered = candidate_of(browsed("Which river flows through Budapest?", "The Danube [1]."), ["Danube"])
+    tampered.quotes = [DANUBE]  # not what the replay will quote
+    pool = tmp_path / "pool.jsonl"
+    append_record(pool, PoolRecord("Which river flows through Vienna?",
+                                   [unanswered, first], id="v", answers=["Danube"]).to_dict())
+    append_record(pool, PoolRecord("Which river flows through Budapest?", [tampered, unanswered], id="b").to_dict())
+    kept = []
+    model = load_reward_model(trained[0])
+    stats = pool_picks(read_pool(pool), tmp_path / "out.jsonl", model, lambda item, e: kept.append((item, e)), "rm")
+    assert stats == {"questions": 2, "already_done": 0, "sampled": 2, "replay_mismatches": 1}
+    [(item, episode)] = kept  # the answered candidate of the first pool; the tampered one does not replay
+    assert item == {"id": "v", "answers": ["Danube"]} and episode.actions == first.actions
+    assert episode.answer == "The Danube [1]." and all(step.observation for step in episode.steps)
+    scored = read_pool(tmp_path / "out.jsonl")
+    assert [c.score is None for c in scored[0].candidates] == [True, False] and scored[0].reward_model == "rm"
+    again = pool_picks(read_pool(pool), tmp_path / "out.jsonl", model, lambda item, e: kept.append(e), "rm")
+    assert again["already_done"] == 2 and len(kept) == 1  # resumed: nothing scored twice
+
+
+def test_iteration_trains_on_the_old_and_the_new_demonstrations_with_its_seed(tiny_base, corpus, tmp_path):
+    from webqa.demos import append_demonstration
+    from webqa.env import Browser
+    from webqa.reward.iterate import demonstration_of, main as iterate_main
+
+    def demonstration(question, producer):
+        browser = Browser(corpus, BrowserSettings(window_lines=8))
+        browser.reset(question)
+        for action in ("Search Danube", "Clicked on link 0", "Scrolled down 1", "End: Answer"):
+            browser.step(action)
+        demo = demonstration_of(browser.episode, {"id": question, "answers": ["Danube"]}, "tiny")
+        demo.producer = producer
+        return demo
+
+    old, out = tmp_path / "expert.jsonl", tmp_path / "iter"
+    append_demonstration(old, demonstration("Which river flows through Vienna?", "expert"))
+    for question in ("Which river flows through Budapest?", "Which river flows through Belgrade?"):
+        append_demonstration(out / "demos.jsonl.gz", demonstration(question, "policy"))
+    assert iterate_main(["--out", str(out), "--stages", "bc", "--demos", str(old), "--seed", "5", "--base",
+                         str(tiny_base), "--max-steps", "1", "--max-length", "128", "--eval-share", "0",
+                         "--save-steps", "1", "--repeat", "1", "2"]) == 0
+    training = json.loads((out / "bc" / "training.json").read_text())
+    assert training["config"]["demos"] == [str(old), str(out / "new-demos.jsonl")]
+    assert training["config"]["demo_repeats"] == [1, 2] and training["config"]["seed"] == 5
+    assert training["demonstrations"]["train"] == 1 + 2 * 2 and training["steps"] == 1

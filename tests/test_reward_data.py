@@ -10,7 +10,7 @@ import torch
 
 from webqa.comparisons import append_comparison, read_comparisons
 from webqa.records import load_as_dataset
-from webqa.reward.best_of import best_of_k, choose, estimates, format_best_of, gain_recovered
+from webqa.reward.best_of import best_of_k, choose, estimates, format_best_of, gain_recovered, greedy_first_best_of_k
 from webqa.policy.prompts import examples_from_demonstration
 from webqa.reward.iterate import demonstration_of, is_clean, new_demonstrations
 from webqa.reward.pool import PoolCandidate, PoolRecord, read_pool
@@ -255,3 +255,22 @@ def test_a_picked_episode_becomes_a_policy_demonstration_that_teaches_every_step
     assert demo.settings["question_id"] == "q7" and demo.actions == picked.actions
     pairs = examples_from_demonstration(Demonstration.from_dict(demo.to_dict()))
     assert len(pairs) == 5 and pairs[-1][1] == "The Danube [1]."
+
+
+def test_greedy_first_estimator_matches_brute_force_enumeration():
+    rng = random.Random(1)
+    for trial in range(60):
+        n = rng.randint(1, 6)
+        scores = [None if rng.random() < 0.2 else float(rng.randint(0, 3)) for _ in range(n)]
+        values = [float(rng.random() < 0.4) for _ in range(n)]
+        greedy_score = None if trial % 5 == 0 else float(rng.randint(0, 3))
+        greedy_value = float(trial % 3 == 0)
+        for k in range(1, n + 2):
+            picks = []
+            for subset in itertools.combinations(range(n), k - 1):
+                pick = choose([greedy_score] + [scores[i] for i in subset])
+                picks.append(greedy_value if pick in (None, 0) else values[subset[pick - 1]])
+            expected = sum(picks) / len(picks)
+            assert greedy_first_best_of_k(greedy_score, greedy_value, scores, values, k) == pytest.approx(expected)
+    with pytest.raises(ValueError):
+        greedy_first_best_of_k(1.0, 1.0, [1.0, 2.0], [0.0, 1.0], 4)

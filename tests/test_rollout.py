@@ -71,6 +71,33 @@ def test_seeded_sampling_is_reproducible(tiny):
     assert draw() == draw()
 
 
+def test_a_temperature_per_prompt_keeps_greedy_rows_greedy(tiny):
+    sampler = Sampler(*tiny)
+    greedy = sampler.sample(["Vienna"], 10, temperature=0)[0]
+    draws = [sampler.sample(["Vienna"] * 3, 10, [0.0, 1.5, 1.5], 0.99, torch.Generator().manual_seed(seed))
+             for seed in range(6)]
+    assert all(lines[0] == greedy for lines in draws)
+    assert len({line for lines in draws for line in lines[1:]}) > 1  # the other rows are sampled
+
+
+def test_best_of_n_keeps_the_greedy_episode_among_the_sampled_ones(tiny, corpus):
+    assert SamplingConfig.best_of(1).temperatures(1) == [0.0]
+    assert SamplingConfig.best_of(3).temperatures(3) == [0.0, 0.7, 0.7]
+    assert SamplingConfig.best_of(3, temperature=0.5, greedy_first=False).temperatures(2) == [0.5, 0.5]
+    sampler = Sampler(*tiny)
+    question, settings = "Which river flows through Vienna?", BrowserSettings(window_lines=8, max_actions=4)
+
+    def episodes(n, config):
+        browsers = [Browser(corpus, BrowserSettings(**vars(settings))) for _ in range(n)]
+        return run_episodes(sampler, browsers, question, config)
+
+    [greedy] = episodes(1, SamplingConfig(temperature=0.0, max_action_tokens=8, constrained=False))
+    runs = [episodes(3, SamplingConfig(temperature=1.5, greedy_first=True, max_action_tokens=8, seed=seed,
+                                       constrained=False)) for seed in range(3)]
+    assert all(run[0].actions == greedy.actions for run in runs)
+    assert len({tuple(e.actions) for run in runs for e in run[1:]}) > 1
+
+
 def test_lockstep_episodes_run_to_the_end_and_never_crash(tiny, corpus):
     model, tokenizer = tiny
     sampler = Sampler(model, tokenizer)

@@ -1,6 +1,7 @@
 """Behavior cloning on a tiny random Llama that reads with SmolLM2's real tokenizer,
 on demonstrations made by driving the real browser over the real corpus."""
 
+import argparse
 import json
 from pathlib import Path
 
@@ -17,7 +18,9 @@ from webqa.policy.train import (
     IGNORE,
     Collator,
     TrainConfig,
+    add_arguments,
     build_rows,
+    config_from_args,
     encode,
     load_policy,
     main,
@@ -287,6 +290,11 @@ def test_each_file_is_split_alone_and_its_training_part_repeated(demo_file, tmp_
     assert eval_demos[0] not in train_demos[:2]
     assert train_demos[2:] == demos[:2] * 3
     assert len(read_and_split(TrainConfig(demos=[str(demo_file), str(second)], eval_share=0))[0]) == 5
+    parser = add_arguments(argparse.ArgumentParser())
+    args = parser.parse_args(["--demos", str(demo_file), str(second), "--out", "x", "--repeat", "1", "3"])
+    assert config_from_args(args).demo_repeats == (1, 3)
+    with pytest.raises(ValueError, match="3 counts for 2 --demos files"):
+        config_from_args(parser.parse_args(["--demos", "a", "b", "--out", "x", "--repeat", "1", "2", "3"]))
 
 
 def test_the_prompt_format_is_trained_saved_and_inherited(tiny_base, demo_file, tmp_path):

@@ -173,7 +173,7 @@ def test_agent_answer_calls_on_step_after_every_browser_step(corpus, monkeypatch
     def on_step(index, action, result, browser):
         seen.append((index, action, result.error, len(browser.episode.steps), browser.observation()))
 
-    result = webqa.agent.answer(QUESTION, backend=corpus, on_step=on_step)
+    result = webqa.agent.answer(QUESTION, n=1, backend=corpus, on_step=on_step)
     assert [(index, action, error, steps) for index, action, error, steps, _ in seen] == [
         (0, action, None, number) for number, action in enumerate(ACTIONS, 1)]
     # What the callback saw is what the next step was taken on.
@@ -186,7 +186,7 @@ def test_the_default_agent_is_webqa_answer_with_the_live_view(corpus, monkeypatc
     import webqa.agent
 
     monkeypatch.setattr(webqa.agent, "load_sampler", lambda policy=None: ScriptedSampler(ACTIONS))
-    app = WebQAApp(TuiOptions(mode="ask"))
+    app = WebQAApp(TuiOptions(mode="ask", n=1))
 
     async def scenario():
         async with app.run_test(size=(80, 24)) as pilot:

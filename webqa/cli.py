@@ -28,6 +28,7 @@ import json
 import sys
 from dataclasses import asdict
 
+from webqa.agent import DEFAULT_N
 from webqa.env.backend import Backend, BackendError
 
 
@@ -183,7 +184,8 @@ def cmd_tui(args: argparse.Namespace) -> None:
 def _tui_arguments(parser: argparse.ArgumentParser) -> None:
     """The terminal UI's options, shared by `tui`, `record` and `compare`."""
     parser.add_argument("--web", action="store_true", help="browse the live web instead of the encyclopedia")
-    parser.add_argument("--n", type=int, default=1, help="ask: episodes to sample (best-of-n)")
+    parser.add_argument("--n", type=int, default=DEFAULT_N, help="ask: episodes to sample (best-of-n; 1: greedy, "
+                        "the fastest)")
     parser.add_argument("--policy", help="ask: a policy folder (default: the shipped one)")
     parser.add_argument("--demos", default="demos.jsonl", help="record: demonstrations file to append to "
                         "(default: demos.jsonl; the unfinished episode is kept beside it in FILE.partial.json)")
@@ -221,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ask = commands.add_parser("ask", help="answer a question by browsing")
     ask.add_argument("question")
-    ask.add_argument("--n", type=int, default=1, help="episodes to sample (best-of-n)")
+    ask.add_argument("--n", type=int, default=DEFAULT_N, help=f"episodes to sample (best-of-n, default {DEFAULT_N}; "
+                     "1: the greedy episode alone, about half the time)")
     ask.add_argument("--web", action="store_true", help="browse the live web instead")
     ask.add_argument("--json", action="store_true", help="print JSON")
     ask.add_argument("--trajectory", action="store_true", help="with --json, include every observation")

@@ -128,7 +128,7 @@ def run_policy(n: int, policy: str | None = None, reward: str | None = None, con
     from webqa.agent import answer
     from webqa.policy.rollout import SamplingConfig
 
-    config = SamplingConfig(temperature=0.0 if n == 1 else 0.7, constrained=constrained, **sampling)
+    config = SamplingConfig.best_of(n, constrained=constrained, **sampling)
 
     def run(question: str) -> dict:
         result = answer(question, n=n, policy=policy, reward=reward, sampling=config)
@@ -205,20 +205,31 @@ def summarize(rows: list[dict]) -> dict:
          if all("stage" in r for r in rows) else {})
 
 
-def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int | None = None,
-             systems: tuple[str, ...] = SYSTEMS, policy: str | None = None, reward: str | None = None) -> dict:
-    """Run every system on every question (resuming from `<out>.jsonl`), then write and return the summary."""
-    out = Path(out)
-    log = out.with_suffix(out.suffix + "l") if out.suffix == ".json" else out.with_name(out.name + ".jsonl")
-    questions = read_questions(questions_path, limit)
-    done: dict[tuple[str, str], dict] = {}
+def log_path(report: Path) -> Path:
+    """Where `evaluate` logs one row per system and question, beside the report: `report.json` -> `.jsonl`."""
+    return report.with_suffix(".jsonl") if report.suffix == ".json" else report.with_name(report.name + ".jsonl")
+
+
+def read_log(log: Path) -> dict[tuple[str, str], dict]:
+    """The rows of an evaluation log by (system, question); lines a killed run cut short are skipped."""
+    done = {}
     if log.exists():
         for line in log.read_text(encoding="utf-8").splitlines():
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by a killed run
+            except json.JSONDecodeError:
                 continue
             done[(row["system"], row["question"])] = row
+    return done
+
+
+def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int | None = None,
+             systems: tuple[str, ...] = SYSTEMS, policy: str | None = None, reward: str | None = None) -> dict:
+    """Run every system on every question (resuming from `<out>.jsonl`), then write and return the summary."""
+    out = Path(out)
+    log = log_path(out)
+    questions = read_questions(questions_path, limit)
+    done = read_log(log)
     corpus = LocalCorpus.default()
     from webqa.policy.expert import POLICY_BROWSER  # the browser `webqa.answer` gives the policy
 

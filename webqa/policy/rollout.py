@@ -21,7 +21,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -52,6 +52,9 @@ class SamplingConfig:
     """How actions and answers are sampled."""
 
     temperature: float = 0.7  # 0 means greedy
+    # With several episodes, the first is greedy and only the others are sampled at `temperature`: the
+    # likeliest episode, the one n=1 gives, stays among the candidates of best-of-n.
+    greedy_first: bool = False
     top_p: float = 0.95
     max_action_tokens: int = 48
     max_answer_tokens: int = 96
@@ -83,12 +86,23 @@ class SamplingConfig:
     # its title and snippet (the model clicks them in order: 0, back, 1, back, 2); "model", the one written.
     clicks: str = "reader"
 
+    @classmethod
+    def best_of(cls, n: int, **settings) -> "SamplingConfig":
+        """The agent's sampling for n episodes: greedy for one; for several, the first greedy and the rest
+        sampled (at 0.7), so that the candidates differ."""
+        return cls(**({"temperature": 0.0 if n == 1 else 0.7, "greedy_first": n > 1} | settings))
+
+    def temperatures(self, n: int) -> list[float]:
+        """Each of n episodes' temperature."""
+        return [0.0 if self.greedy_first and i == 0 else self.temperature for i in range(n)]
+
 
 @dataclass
 class SamplerStats:
     """Token counts and seconds, for the benchmark."""
 
     prefill_tokens: int = 0
+    prefill_padded_tokens: int = 0  # what the batch computed: its rows are padded to the longest prompt
     prefill_seconds: float = 0.0
     decode_tokens: int = 0
     decode_seconds: float = 0.0
@@ -123,10 +137,12 @@ class Sampler:
         return self._texts
 
     @torch.no_grad()
-    def sample(self, prompts: list[str], max_new_tokens: int, temperature: float = 0.7, top_p: float = 0.95,
-               generator: torch.Generator | None = None,
+    def sample(self, prompts: list[str], max_new_tokens: int, temperature: float | list[float] = 0.7,
+               top_p: float = 0.95, generator: torch.Generator | None = None,
                grammars: list[LineGrammar | None] | None = None) -> list[str]:
-        """One line of text for each prompt; where `grammars[i]` is given, a line it allows."""
+        """One line of text for each prompt; where `grammars[i]` is given, a line it allows.
+        `temperature`: one for all prompts, or one per prompt."""
+        temperatures = temperature if isinstance(temperature, list) else [temperature] * len(prompts)
         unique = list(dict.fromkeys(prompts))
         encoded = self.tokenizer(unique, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         mask = encoded["attention_mask"]
@@ -135,6 +151,7 @@ class Sampler:
         out = self.model(input_ids=encoded["input_ids"], attention_mask=mask, position_ids=positions,
                          use_cache=True, logits_to_keep=1)
         self.stats.prefill_tokens += int(mask.sum())
+        self.stats.prefill_padded_tokens += mask.numel()
         self.stats.prefill_seconds += time.perf_counter() - start
         cache, logits = out.past_key_values, out.logits[:, -1]
         if len(unique) < len(prompts):  # share the prefill of identical prompts
@@ -150,7 +167,7 @@ class Sampler:
             logits = logits.float()
             if grammars is not None:
                 logits = self._constrain(logits, [grammars[i] for i in live], [outputs[i] for i in live])
-            tokens = _pick(logits, temperature, top_p, generator)
+            tokens = _pick(logits, [temperatures[i] for i in live], top_p, generator)
             finished = torch.isin(tokens, self.stop_ids)
             for row, token in enumerate(tokens.tolist()):
                 if token != self.tokenizer.eos_token_id:  # a newline token may carry text before its newline
@@ -272,16 +289,20 @@ def byte_level_alphabet() -> dict[int, str]:
     return {b: chr(b) for b in kept} | {b: chr(256 + n) for n, b in enumerate(shifted)}
 
 
-def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Greedy at temperature 0, else nucleus sampling."""
-    if temperature <= 0:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits / temperature, dim=-1)
+def _pick(logits: torch.Tensor, temperatures: list[float], top_p: float,
+          generator: torch.Generator | None) -> torch.Tensor:
+    """Each row's token: greedy at temperature 0, else nucleus sampling."""
+    greedy = logits.argmax(-1)
+    if all(t <= 0 for t in temperatures):
+        return greedy
+    rows = torch.tensor([t if t > 0 else 1.0 for t in temperatures], dtype=logits.dtype, device=logits.device)
+    probs = torch.softmax(logits / rows[:, None], dim=-1)
     sorted_probs, order = probs.sort(dim=-1, descending=True)
     outside = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the smallest set reaching top_p
     sorted_probs = sorted_probs.masked_fill(outside, 0.0)
     choice = torch.multinomial(sorted_probs, 1, generator=generator)
-    return order.gather(-1, choice).squeeze(-1)
+    sampled = order.gather(-1, choice).squeeze(-1)
+    return torch.where(torch.tensor([t <= 0 for t in temperatures], device=logits.device), greedy, sampled)
 
 
 def mean_log_probabilities(sampler: Sampler, prompt: str, lines: list[str]) -> torch.Tensor:
@@ -437,6 +458,8 @@ def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
     `on_step`, when given, is called after each browser step (see `StepCallback`).
     """
     config = config or SamplingConfig()
+    temperatures = config.temperatures(len(browsers))
+    configs = [replace(config, temperature=t) for t in temperatures]  # each episode's
     generator = None
     if config.seed is not None:
         generator = torch.Generator(device=sampler.device).manual_seed(config.seed)
@@ -455,38 +478,38 @@ def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
                     in_view[index] = sentences_in_view(b, partial=True)
                     pages_read[index].setdefault(b.page.url, {}).update(dict.fromkeys(in_view[index]))
         # Where the reader quotes, the model need not act.
-        read = [reader_quote(reader, b, None, config.temperature, generator, (), in_view.get(index)) if reader
+        read = [reader_quote(reader, b, None, temperatures[index], generator, (), in_view.get(index)) if reader
                 else None for index, b in live]
         acting = [(i, b) for (i, b), quote in zip(live, read) if quote is None]
         prompts = [action_example(b.observation(), "", sampler.prompt_format)[0] for _, b in acting]
         grammars = [action_grammar(b) for _, b in acting] if config.constrained else None
-        written = iter(sampler.sample(prompts, config.max_action_tokens, config.temperature, config.top_p,
-                                      generator, grammars) if acting else [])
+        written = iter(sampler.sample(prompts, config.max_action_tokens, [temperatures[i] for i, _ in acting],
+                                      config.top_p, generator, grammars) if acting else [])
         actions = [quote or next(written) for quote in read]
         for position, (index, browser) in enumerate(live):
             if read[position] is None:
                 earlier = list(pages_read[index].get(browser.page.url, {})) if browser.page else []
-                actions[position] = revise(actions[position], browser, sampler, config, generator, earlier,
+                actions[position] = revise(actions[position], browser, sampler, configs[index], generator, earlier,
                                            in_view.get(index))
         for (index, browser), action in zip(live, actions):
             result = browser.step(action)
             if on_step is not None:
                 on_step(index, action, result, browser)
     # WebGPT answers from whatever was quoted, also when the actions ran out.
-    answering = [b for b in browsers if b.quotes and b.episode.end in ("Answer", "out of actions")]
+    answering = [i for i, b in enumerate(browsers) if b.quotes and b.episode.end in ("Answer", "out of actions")]
     if sampler.reader is not None and config.answers == "extract":
-        for browser in answering:
-            browser.episode.answer = extract_answer(sampler.reader, question, browser.quotes, config.temperature,
-                                                    generator)
+        for i in answering:
+            browsers[i].episode.answer = extract_answer(sampler.reader, question, browsers[i].quotes,
+                                                        temperatures[i], generator)
     elif answering:
-        prompts = [answer_example(question, b.quotes, "")[0] for b in answering]
-        grammars = [AnswerGrammar(len(b.quotes)) for b in answering] if config.constrained else None
-        answers = sampler.sample(prompts, config.max_answer_tokens, config.temperature, config.top_p, generator,
-                                 grammars)
+        prompts = [answer_example(question, browsers[i].quotes, "")[0] for i in answering]
+        grammars = [AnswerGrammar(len(browsers[i].quotes)) for i in answering] if config.constrained else None
+        answers = sampler.sample(prompts, config.max_answer_tokens, [temperatures[i] for i in answering],
+                                 config.top_p, generator, grammars)
         if config.constrained:
-            answers = finish_answers(sampler, prompts, answers, [len(b.quotes) for b in answering])
-        for browser, text in zip(answering, answers):
-            browser.episode.answer = text
+            answers = finish_answers(sampler, prompts, answers, [len(browsers[i].quotes) for i in answering])
+        for i, text in zip(answering, answers):
+            browsers[i].episode.answer = text
     return [b.episode for b in browsers]
 
 

@@ -492,6 +492,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--mark-question-words", action=argparse.BooleanOptionalAction, default=None,
                         help="bold the question's words in the page text the policy reads "
                              "(default: as the --init-adapter was trained; off for a fresh adapter)")
+    parser.add_argument("--repeat", type=int, nargs="+", default=[], metavar="K",
+                        help="times each --demos file's training part is repeated, in order (default: 1 each)")
     parser.add_argument("--answer-weight", type=int, default=d.answer_weight, help="repeats of each answer example")
     parser.add_argument("--eval-share", type=float, default=d.eval_share, help="share of demos held out")
     parser.add_argument("--save-steps", type=int, default=d.save_steps)
@@ -503,13 +505,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    if len(args.repeat) > len(args.demos):
+        raise ValueError(f"--repeat gives {len(args.repeat)} counts for {len(args.demos)} --demos files")
     return TrainConfig(
         demos=args.demos, out=args.out, base=args.base, full_finetune=args.full, max_steps=args.max_steps,
         epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum,
         max_length=args.max_length, lora_r=args.lora_r, lora_alpha=2 * args.lora_r, train_layers=args.train_layers,
         answer_weight=args.answer_weight, eval_share=args.eval_share, save_steps=args.save_steps,
         log_steps=args.log_steps, seed=args.seed, resume=not args.fresh, init_adapter=args.init_adapter,
-        mark_question_words=args.mark_question_words,
+        mark_question_words=args.mark_question_words, demo_repeats=tuple(args.repeat),
     )
 
 

@@ -38,11 +38,12 @@ from math import comb
 from pathlib import Path
 
 from webqa.records import append_record, read_records
-from webqa.reward.pool import PoolConfig, PoolRecord, read_pool, sample_pool, score_pool
+from webqa.reward.pool import PoolCandidate, PoolConfig, PoolRecord, graded, read_pool, sample_pool, score_pool
 from webqa.reward.synthetic import distinct_answers
 from webqa.types import Candidate
 
 SELECTORS = ("reward model", "oracle", "random")
+GREEDY_FIRST = "RM, greedy first"  # the greedy answer and k-1 from the pool, as `webqa.answer` chooses
 KS = (1, 2, 4, 8)
 GAIN_AT = 4
 
@@ -77,6 +78,27 @@ def best_of_k(scores: list[float | None], values: list[float], k: int) -> float:
     # Ascending by score; among equal scores the earlier index ranks higher, as in `choose`.
     order = sorted(range(n), key=lambda i: (float("-inf") if scores[i] is None else scores[i], -i))
     return sum(comb(rank, k - 1) * values[i] for rank, i in enumerate(order)) / comb(n, k)
+
+
+def greedy_first_best_of_k(greedy_score: float | None, greedy_value: float, scores: list[float | None],
+                           values: list[float], k: int) -> float:
+    """Best-of-k as `webqa.answer` runs it: the greedy answer and k-1 drawn from the pool, the pick
+    `choose`'s with the greedy answer first (it wins ties). Exact over every (k-1)-subset: the pool's
+    answer ranked i-th lowest is the subset's best in C(i, k-2) of them, and the pick where it beats
+    the greedy answer's score."""
+    if k == 1:
+        return greedy_value
+    n = len(values)
+    if not 2 <= k <= n + 1:
+        raise ValueError(f"greedy-first best-of-{k} needs a pool of at least {k - 1}, not {n}")
+    low = float("-inf")
+    order = sorted(range(n), key=lambda i: (low if scores[i] is None else scores[i], -i))
+    greedy = low if greedy_score is None else greedy_score
+    total = 0.0
+    for rank, i in enumerate(order):
+        wins = scores[i] is not None and scores[i] > greedy
+        total += comb(rank, k - 2) * (values[i] if wins else greedy_value)
+    return total / comb(n, k - 1)
 
 
 def estimates(pools: list[tuple[list[float | None], list[float]]], ks=KS,
@@ -164,6 +186,13 @@ def evaluate_pool(questions_path: str | Path, out: str | Path, pool: int = 8, ks
     pools = [(scores.get(r.question, [None] * pool), values[r.question]) for r in records]
     ks = [k for k in ks if k <= pool]
     table = estimates(pools, ks, reward=reward is not None)
+    greedy = greedy_candidates(out, records)
+    if greedy and reward is not None:  # best-of-k as `webqa.answer` runs it
+        greedy_records = [PoolRecord(q, [c]) for q, c in greedy.items()]
+        greedy_scores = cached_scores(out.with_suffix(".greedy-scores.jsonl"), greedy_records, reward)
+        table[GREEDY_FIRST] = {k: statistics.mean(
+            greedy_first_best_of_k(greedy_scores[q][0], float(greedy[q].grade > 0), s, values[q], k)
+            for q, (s, _) in zip(values, pools)) for k in ks}
     pairwise = {"reward model": pool_pairwise_accuracy(records, scores) if reward is not None else None}
     for name, scorer in baseline_scorers(policy).items():
         by_question = {r.question: [scorer(r.question, c.quotes, c.text) if c.answered else None
@@ -180,6 +209,35 @@ def evaluate_pool(questions_path: str | Path, out: str | Path, pool: int = 8, ks
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(full | {"best_of_k": report}, indent=1), encoding="utf-8")
     return report
+
+
+def greedy_candidates(out: Path, records: list[PoolRecord]) -> dict[str, PoolCandidate]:
+    """The greedy answer to every pool's question, from the report's `policy` run with n=1 (`webqa eval
+    --pool N` without `--systems none`), graded; {} when the run is missing or incomplete. The log keeps
+    only quote texts: replaying the logged actions gives back the quotes' titles and URLs."""
+    from webqa.agent import make_backend
+    from webqa.env.browser import Browser, BrowserSettings, replay
+    from webqa.evaluate import log_path, read_log
+    from webqa.policy.expert import POLICY_BROWSER
+    from webqa.types import Episode, Step
+
+    report = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    if report.get("n") != 1:
+        return {}
+    rows = {question: row for (system, question), row in read_log(log_path(out)).items() if system == "policy"}
+    if any(r.question not in rows for r in records):
+        return {}
+    browser = Browser(make_backend("local"), BrowserSettings(**vars(POLICY_BROWSER)))
+    greedy = {}
+    for record in records:
+        row = rows[record.question]
+        episode = replay(Episode(record.question, [Step("", a) for a in row["trajectory"]]), browser)
+        if [q.text for q in episode.quotes] != row["quotes"]:
+            print(f"the greedy episode of {record.question!r} does not replay: no greedy-first row", file=sys.stderr)
+            return {}
+        candidate = PoolCandidate(row["answer"], list(episode.quotes), end=episode.end, actions=episode.actions)
+        greedy[record.question] = graded(candidate, record.answers or [])
+    return greedy
 
 
 def baseline_scorers(policy: str | None) -> dict[str, Callable]:

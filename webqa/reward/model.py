@@ -35,7 +35,7 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 import torch
@@ -174,11 +174,17 @@ class RewardModel(torch.nn.Module):
 
     @torch.no_grad()
     def score(self, items: list[Item]) -> list[float]:
-        """Scores of (question, quotes, answer) items, all in one forward pass."""
+        """Scores of (question, quotes, answer) items, all in one forward pass; equal items are read once
+        (best-of-n's episodes often end with the same answer from the same quotes)."""
         if not items:
             return []
-        batch = self.collate([self.encode(*item) for item in items])
-        return self(**batch).tolist()
+        keys = [(question, tuple(astuple(q) for q in quotes), answer) for question, quotes, answer in items]
+        first: dict[tuple, int] = {}  # each distinct item's first index
+        for index, key in enumerate(keys):
+            first.setdefault(key, index)
+        batch = self.collate([self.encode(*items[index]) for index in first.values()])
+        scores = dict(zip(first, self(**batch).tolist()))
+        return [scores[key] for key in keys]
 
     # --- saving --------------------------------------------------------------------------
 

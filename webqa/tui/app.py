@@ -17,6 +17,7 @@ from typing import ClassVar
 from textual.app import App
 from textual.binding import Binding, BindingType
 
+from webqa.agent import DEFAULT_N
 from webqa.env.backend import Backend
 from webqa.tui.ask import AnswerFn
 
@@ -60,7 +61,7 @@ class TuiOptions:
 
     mode: str = "ask"
     backend: str | Backend = "local"  # ask: "local" or "web"; record: also a backend object
-    n: int = 1  # ask: episodes to sample
+    n: int = DEFAULT_N  # ask: episodes to sample
     policy: str | None = None  # ask: a policy folder (default: the shipped one)
     demos: str | Path = "demos.jsonl"  # record: the demonstrations file to append to
     questions: str | Path | None = None  # record: JSONL with a `question` per line; none: type them
