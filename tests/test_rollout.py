@@ -38,6 +38,20 @@ def test_greedy_sampling_matches_generate_on_prompts_of_different_lengths(tiny):
     assert any(lines)
 
 
+def test_prompts_read_one_by_one_decode_as_the_padded_batch_does(tiny):
+    model, tokenizer = tiny
+    prompts = ["The Danube flows through", "Vienna", "In 1453 the city of Istanbul was taken by the Ottoman army",
+               "Vienna"]
+    batch, alone = Sampler(model, tokenizer, prefill="batch"), Sampler(model, tokenizer, prefill="one by one")
+    lines = alone.sample(prompts, max_new_tokens=10, temperature=0)
+    assert lines == batch.sample(prompts, max_new_tokens=10, temperature=0) and any(lines)
+    assert alone.prefill == "one by one"  # the tiny Llama's cache could be joined
+    assert alone.stats.prefill_padded_tokens == alone.stats.prefill_tokens == batch.stats.prefill_tokens
+    assert batch.stats.prefill_padded_tokens > batch.stats.prefill_tokens  # 3 distinct prompts padded to the longest
+    auto = Sampler(model, tokenizer)  # on CPU: one by one where padding would add more than 15%
+    assert auto._reads_one_by_one(prompts[1:3]) and not auto._reads_one_by_one(["The Danube", "The Rhine"])
+
+
 def test_identical_prompts_are_prefilled_once(tiny):
     model, tokenizer = tiny
     sampler = Sampler(model, tokenizer)
