@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="answer a question by browsing")
     ask.add_argument("question")
     ask.add_argument("--n", type=int, default=DEFAULT_N, help=f"episodes to sample (best-of-n, default {DEFAULT_N}; "
-                     "1: the greedy episode alone, about half the time)")
+                     "1: the greedy episode alone, faster, a little less accurate)")
     ask.add_argument("--web", action="store_true", help="browse the live web instead")
     ask.add_argument("--json", action="store_true", help="print JSON")
     ask.add_argument("--trajectory", action="store_true", help="with --json, include every observation")

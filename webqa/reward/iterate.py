@@ -12,9 +12,10 @@ Three stages, each resumable (run the same command again), `--stages` picks some
    With `--pool FILE` (a candidates file of `train` questions from `webqa sample`)
    nothing is sampled: the reward model scores that pool, and each pick's actions
    are replayed in the browser for the observations the policy saw.
-2. `bc`: behavior cloning from the base model on the old demonstrations (`--demos`,
-   by default the shipped expert ones) plus the new ones, into `out/bc`. Options
-   this command does not know are `webqa train bc`'s.
+2. `bc`: behavior cloning from the base model (or, with `--init-adapter DIR`,
+   from that policy) on the old demonstrations (`--demos`, by default the shipped
+   expert ones) plus the new ones, into `out/bc`. Options this command does not
+   know are `webqa train bc`'s (`--repeat 1 3` counts the new ones thrice).
 3. `eval`: best-of-1 (greedy) of the old and the new policy on the same dev
    questions (`webqa eval --systems policy`), into `out/eval-before.json` and
    `out/eval-after.json`, printed side by side.
@@ -200,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if "sample" in stages:
         stats = sample_stage(args, out)
-        print(f"sample: {stats['sampled']} questions sampled ({stats['already_done']} already done), "
+        print(f"sample: {stats['sampled']} questions {'scored' if args.pool else 'sampled'} "
+              f"({stats['already_done']} already done), "
               f"{stats['picked']} picks, {stats['clean']} clean ones kept as demonstrations"
               + (f", {stats['replay_mismatches']} picks that did not replay" if stats.get("replay_mismatches") else ""))
     if "bc" in stages:
