@@ -105,7 +105,7 @@ class SamplerStats:
     """Token counts and seconds, for the benchmark."""
 
     prefill_tokens: int = 0
-    prefill_padded_tokens: int = 0  # what the batch computed: its rows are padded to the longest prompt
+    prefill_padded_tokens: int = 0  # tokens computed: prompts read as one batch are padded to the longest
     prefill_seconds: float = 0.0
     decode_tokens: int = 0
     decode_seconds: float = 0.0
@@ -137,33 +137,31 @@ class Sampler:
         self._texts: list[str] | None = None  # each token's text, for the grammars
         self._bytes: list[bytes] | None = None  # each token's bytes, for characters split across tokens
 
-    def _reads_one_by_one(self, prompts: list[str]) -> bool:
-        """Whether to prefill `prompts` one by one: as set, or ("auto") on CPU when padding them to one batch
-        would add more than 15% to the tokens computed. On 2 cores a token read alone costs about 10% more
-        than in a batch, and a padding token costs as much as a real one."""
+    def _reads_one_by_one(self, lengths: list[int]) -> bool:
+        """Whether to prefill prompts of these token lengths one by one: as set, or ("auto") on CPU when
+        padding them to one batch would add more than 15% to the tokens computed. On 2 cores a token read
+        alone costs about 10% more than in a batch, and a padding token costs as much as a real one."""
         if self.prefill != "auto":
             return self.prefill == "one by one"
-        if self.device.type != "cpu" or len(prompts) < 2:
+        if self.device.type != "cpu" or len(lengths) < 2:
             return False
-        lengths = [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
         return max(lengths) * len(lengths) > 1.15 * sum(lengths)
 
-    def _prefill_batch(self, prompts: list[str]) -> tuple[object, torch.Tensor, torch.Tensor]:
-        """(cache, last logits, attention mask) of the prompts read as one left-padded batch."""
-        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+    def _prefill_batch(self, prompts: list[list[int]]) -> tuple[object, torch.Tensor, torch.Tensor]:
+        """(cache, last logits, attention mask) of the prompts (token ids) read as one left-padded batch."""
+        encoded = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(self.device)
         mask = encoded["attention_mask"]
         out = self.model(input_ids=encoded["input_ids"], attention_mask=mask,
                          position_ids=(mask.cumsum(-1) - 1).clamp(min=0), use_cache=True, logits_to_keep=1)
         self.stats.prefill_padded_tokens += mask.numel()
         return out.past_key_values, out.logits[:, -1], mask
 
-    def _prefill_one_by_one(self, prompts: list[str]) -> tuple[object, torch.Tensor, torch.Tensor]:
+    def _prefill_one_by_one(self, prompts: list[list[int]]) -> tuple[object, torch.Tensor, torch.Tensor]:
         """As `_prefill_batch`, but each prompt is read alone and the caches are then joined, left-padded
         with zeros that the mask hides. On CPU a padded batch of prompts of unequal lengths costs more than
         its rows one by one (4 observations of 129-428 tokens: 2.4 s against 1.5 s). A model whose cache is
         not a plain list of keys and values per layer is read as a batch, from then on."""
-        rows = [self.tokenizer(p, return_tensors="pt", add_special_tokens=False)["input_ids"].to(self.device)
-                for p in prompts]
+        rows = [torch.tensor([ids], device=self.device) for ids in prompts]
         outs = [self.model(input_ids=row, use_cache=True, logits_to_keep=1) for row in rows]
         cache = outs[0].past_key_values
         layers = getattr(cache, "layers", None)
@@ -196,8 +194,9 @@ class Sampler:
         temperatures = temperature if isinstance(temperature, list) else [temperature] * len(prompts)
         unique = list(dict.fromkeys(prompts))
         start = time.perf_counter()
-        read = self._prefill_one_by_one if self._reads_one_by_one(unique) else self._prefill_batch
-        cache, logits, mask = read(unique)
+        ids = self.tokenizer(unique, add_special_tokens=False)["input_ids"]
+        read = self._prefill_one_by_one if self._reads_one_by_one([len(row) for row in ids]) else self._prefill_batch
+        cache, logits, mask = read(ids)
         self.stats.prefill_tokens += int(mask.sum())
         self.stats.prefill_seconds += time.perf_counter() - start
         positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: count real tokens only

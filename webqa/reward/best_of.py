@@ -191,8 +191,8 @@ def evaluate_pool(questions_path: str | Path, out: str | Path, pool: int = 8, ks
         greedy_records = [PoolRecord(q, [c]) for q, c in greedy.items()]
         greedy_scores = cached_scores(out.with_suffix(".greedy-scores.jsonl"), greedy_records, reward)
         table[GREEDY_FIRST] = {k: statistics.mean(
-            greedy_first_best_of_k(greedy_scores[q][0], float(greedy[q].grade > 0), s, values[q], k)
-            for q, (s, _) in zip(values, pools)) for k in ks}
+            greedy_first_best_of_k(greedy_scores[r.question][0], float(greedy[r.question].grade > 0), s, v, k)
+            for r, (s, v) in zip(records, pools)) for k in ks}
     pairwise = {"reward model": pool_pairwise_accuracy(records, scores) if reward is not None else None}
     for name, scorer in baseline_scorers(policy).items():
         by_question = {r.question: [scorer(r.question, c.quotes, c.text) if c.answered else None
