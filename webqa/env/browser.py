@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import re
+from functools import lru_cache
 from dataclasses import asdict, dataclass, field
 
 from webqa.env.backend import Backend, BackendError
@@ -270,17 +271,31 @@ def matching_lines(plain_lines: list[str], needle: str) -> list[int]:
 
 
 def normalize_with_map(text: str) -> tuple[str, list[int]]:
-    """Lowercase `text` and collapse whitespace, remembering where each character came from."""
+    """Lowercase `text` and collapse whitespace, remembering where each character came from.
+
+    Each character lowercases alone (one that would become several stays as it is; sigma is never
+    final). Word by word in C rather than a Python loop over characters: quoting reads whole pages.
+    """
     out: list[str] = []
     where: list[int] = []
-    for index, char in enumerate(text):
-        if char.isspace():
-            if not out or out[-1] == " ":
-                continue
-            char = " "
-        out.append(char.lower() if len(char.lower()) == 1 else char)
-        where.append(index)
+    for match in _RUN.finditer(text):
+        start, run = match.start(), match.group()
+        if run[0].isspace():
+            if out:  # leading whitespace is dropped, and any other run becomes one space
+                out.append(" ")
+                where.append(start)
+            continue
+        lowered = run.lower()
+        if len(lowered) != len(run) or "\u03a3" in run:
+            lowered = "".join(char.lower() if len(char.lower()) == 1 else char for char in run)
+        out.append(lowered)
+        where.extend(range(start, start + len(run)))
     return "".join(out), where
+
+
+_RUN = re.compile(r"\s+|\S+")
+# Quoting looks up one page many times a step (each sentence in view, in its long and short forms).
+_normalized_page = lru_cache(maxsize=8)(normalize_with_map)
 
 
 _WHITESPACE = re.compile(r"\s+")
@@ -305,7 +320,7 @@ def normalize_text(text: str) -> str:
 
 def find_quote(quote: str, page_text: str) -> str | None:
     """The passage of `page_text` that `quote` names (full text or `start━end`), in the page's own words."""
-    haystack, where = normalize_with_map(page_text)
+    haystack, where = _normalized_page(page_text)  # shared: read only
     if QUOTE_SEPARATOR in quote:
         start_text, _, end_text = quote.partition(QUOTE_SEPARATOR)
         start, end = normalize_text(start_text).strip(), normalize_text(end_text).strip()
