@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from webqa.agent import load_sampler  # noqa: E402
-from webqa.env import Browser, BrowserSettings, LocalCorpus  # noqa: E402
+from webqa.env import Browser, LocalCorpus  # noqa: E402
 from webqa.policy.expert import POLICY_BROWSER  # noqa: E402
 from webqa.policy.rollout import Sampler, SamplingConfig, SamplerStats, run_episodes  # noqa: E402
 from webqa.qa import load_questions  # noqa: E402
@@ -35,7 +35,7 @@ def observations(corpus: LocalCorpus, count: int) -> list[str]:
     """Real observations: a search result page for each of a few questions."""
     prompts = []
     for question in (QUESTIONS * count)[:count]:
-        browser = Browser(corpus, BrowserSettings(**vars(POLICY_BROWSER)))
+        browser = Browser(corpus, POLICY_BROWSER)
         browser.reset(question)
         prompts.append(browser.step(f"Search {question}").observation + "\n")
     return prompts
@@ -88,13 +88,13 @@ def bench_lockstep(sampler: Sampler, corpus: LocalCorpus, questions: list[str], 
     config = SamplingConfig(seed=0)
     lockstep, sequential = [], []
     for question in questions:
-        browsers = [Browser(corpus, BrowserSettings(**vars(POLICY_BROWSER))) for _ in range(n)]
+        browsers = [Browser(corpus, POLICY_BROWSER) for _ in range(n)]
         start = time.perf_counter()
         run_episodes(sampler, browsers, question, config)
         lockstep.append(time.perf_counter() - start)
         start = time.perf_counter()
         for _ in range(n):
-            run_episodes(sampler, [Browser(corpus, BrowserSettings(**vars(POLICY_BROWSER)))], question, config)
+            run_episodes(sampler, [Browser(corpus, POLICY_BROWSER)], question, config)
         sequential.append(time.perf_counter() - start)
     return statistics.median(lockstep), statistics.median(sequential)
 

@@ -226,6 +226,18 @@ def test_the_episode_ends_when_actions_run_out(corpus):
     assert "♦Actions left: 0" in results[-1].observation
 
 
+def test_overrides_apply_to_a_copy_of_shared_settings(corpus):
+    shared = BrowserSettings(window_lines=12, max_actions=16)
+    short = Browser(corpus, shared, max_actions=2)
+    plain = Browser(corpus, shared)
+    assert (short.settings.max_actions, short.settings.window_lines) == (2, 12)
+    assert shared.max_actions == 16 and plain.settings == shared
+    plain.reset("q")
+    assert plain.actions_left == 16
+    with pytest.raises(TypeError, match="unknown browser setting 'max_pages'"):
+        Browser(corpus, shared, max_pages=3)
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(actions=st.lists(st.one_of(
     st.text(max_size=200),

@@ -15,7 +15,7 @@ from webqa.demos import (
     read_demonstrations,
     repair,
 )
-from webqa.env import Browser, BrowserSettings, check_citations, parse, replay
+from webqa.env import Browser, check_citations, parse, replay
 from webqa.policy.expert import POLICY_BROWSER, Expert, label
 from webqa.scoring import is_correct, is_supported
 from webqa.types import Demonstration
@@ -51,7 +51,7 @@ def test_the_expert_answers_most_train_questions(questions, demos):
 def test_every_demonstration_replays_identically(corpus, demos):
     for _, demo in demos:
         episode = demo.episode
-        again = replay(episode, Browser(corpus, BrowserSettings(**vars(POLICY_BROWSER))))
+        again = replay(episode, Browser(corpus, POLICY_BROWSER))
         assert [s.observation for s in again.steps] == [s.observation for s in episode.steps]
         assert again.quotes == episode.quotes
         assert again.final_observation == episode.final_observation
@@ -94,7 +94,7 @@ def test_the_expert_gives_up_rather_than_answer_wrong(corpus):
 
 @pytest.fixture()
 def browser(corpus):
-    browser = Browser(corpus, BrowserSettings(**vars(POLICY_BROWSER)))
+    browser = Browser(corpus, POLICY_BROWSER)
     browser.reset(SUPER_BOWL)
     return browser
 

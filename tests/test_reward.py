@@ -335,7 +335,7 @@ def test_eval_pool_adds_best_of_k_with_the_greedy_answer_first_from_the_greedy_r
     from webqa.reward.best_of import GREEDY_FIRST, greedy_first_best_of_k
 
     questions = write_pool(tmp_path)
-    browser = Browser(corpus, BrowserSettings(**vars(POLICY_BROWSER)))
+    browser = Browser(corpus, POLICY_BROWSER)
     browser.reset("Question?")
     actions = ["Search Danube Vienna", "Clicked on link 0"]
     for action in actions:
@@ -396,7 +396,7 @@ def test_iteration_from_a_saved_pool_keeps_the_reward_models_replayed_picks(trai
     from webqa.reward.pool import candidate_of, read_pool
 
     def browsed(question, answer):
-        browser = Browser(corpus, BrowserSettings(**vars(POLICY_BROWSER)))
+        browser = Browser(corpus, POLICY_BROWSER)
         browser.reset(question)
         for action in ("Search Danube Vienna", "Clicked on link 0"):
             browser.step(action)

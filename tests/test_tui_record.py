@@ -58,7 +58,7 @@ async def browse_to_quote(pilot) -> None:
 
 def expected_observations(corpus, actions):
     """The observations the policy would see for these actions: a fresh browser of its own settings."""
-    browser = Browser(corpus, BrowserSettings(**vars(POLICY_BROWSER)))
+    browser = Browser(corpus, POLICY_BROWSER)
     seen = [browser.reset(QUESTION)]
     for action in actions:
         seen.append(browser.step(action).observation)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
-from dataclasses import asdict, dataclass, field
 
 from webqa.env.backend import Backend, BackendError
 from webqa.env.commands import Command, InvalidCommand, abbreviate, parse
@@ -65,11 +65,11 @@ class Browser:
 
     def __init__(self, backend: Backend, settings: BrowserSettings | None = None, **overrides):
         self.backend = backend
-        self.settings = settings or BrowserSettings()
-        for name, value in overrides.items():
-            if not hasattr(self.settings, name):
-                raise TypeError(f"unknown browser setting {name!r}")
-            setattr(self.settings, name, value)
+        unknown = [name for name in overrides if not hasattr(BrowserSettings, name)]
+        if unknown:
+            raise TypeError(f"unknown browser setting {unknown[0]!r}")
+        # A copy: settings shared between browsers (the policy's) stay as they are.
+        self.settings = replace(settings or BrowserSettings(), **overrides)
         self._state = _State()
         self.episode = Episode(question="")
 

@@ -216,7 +216,7 @@ def greedy_candidates(out: Path, records: list[PoolRecord]) -> dict[str, PoolCan
     --pool N` without `--systems none`), graded; {} when the run is missing or incomplete. The log keeps
     only quote texts: replaying the logged actions gives back the quotes' titles and URLs."""
     from webqa.agent import make_backend
-    from webqa.env.browser import Browser, BrowserSettings, replay
+    from webqa.env.browser import Browser, replay
     from webqa.evaluate import log_path, read_log
     from webqa.policy.expert import POLICY_BROWSER
     from webqa.types import Episode, Step
@@ -227,7 +227,7 @@ def greedy_candidates(out: Path, records: list[PoolRecord]) -> dict[str, PoolCan
     rows = {question: row for (system, question), row in read_log(log_path(out)).items() if system == "policy"}
     if any(r.question not in rows for r in records):
         return {}
-    browser = Browser(make_backend("local"), BrowserSettings(**vars(POLICY_BROWSER)))
+    browser = Browser(make_backend("local"), POLICY_BROWSER)
     greedy = {}
     for record in records:
         row = rows[record.question]

@@ -34,7 +34,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from webqa.demos import EXPERT_FILE, append_demonstration, read_demonstrations
-from webqa.env.browser import Browser, BrowserSettings, replay
+from webqa.env.browser import Browser, replay
 from webqa.env.commands import InvalidCommand, parse
 from webqa.records import append_record
 from webqa.reward.best_of import choose
@@ -111,7 +111,7 @@ def pool_picks(records: list[PoolRecord], out: Path, reward_model, keep: Callabl
 
     done = {r.question for r in read_pool(out)} if out.exists() else set()
     todo = [r for r in records if r.question not in done]
-    browser = Browser(make_backend("local"), BrowserSettings(**vars(POLICY_BROWSER)))
+    browser = Browser(make_backend("local"), POLICY_BROWSER)
     stats = {"questions": len(records), "already_done": len(records) - len(todo), "sampled": 0,
              "replay_mismatches": 0}
     for record in tqdm(todo, desc=f"scoring and replaying -> {out.name}", unit="q"):

@@ -11,7 +11,7 @@ It drives real browsers in lockstep and calls `on_step` after each step, as
 from __future__ import annotations
 
 from webqa.env.backend import Backend
-from webqa.env.browser import Browser, BrowserSettings
+from webqa.env.browser import Browser
 from webqa.tui.ask import AnswerFn
 from webqa.types import Answer, Candidate, Reference
 
@@ -27,7 +27,7 @@ def scripted_agent(source: Backend, actions: list[str], answers: list[str],
     def answer_fn(question: str, *, n: int = 1, backend: str = "local", on_step=None) -> Answer:
         from webqa.policy.expert import POLICY_BROWSER
 
-        browsers = [Browser(source, BrowserSettings(**vars(POLICY_BROWSER))) for _ in range(n)]
+        browsers = [Browser(source, POLICY_BROWSER) for _ in range(n)]
         for browser in browsers:
             browser.reset(question)
         for action in actions:
