@@ -332,7 +332,9 @@ def test_eval_pool_adds_best_of_k_with_the_greedy_answer_first_from_the_greedy_r
     from webqa.env import Browser
     from webqa.policy.expert import POLICY_BROWSER
     from webqa.policy.expert_text import sentences_in_view
-    from webqa.reward.best_of import GREEDY_FIRST, greedy_first_best_of_k
+    from webqa.reward.best_of import (GREEDY_FIRST, READER, READER_GREEDY_FIRST, baseline_scorers,
+                                      greedy_first_best_of_k)
+    from webqa.reward.pool import read_pool
 
     questions = write_pool(tmp_path)
     browser = Browser(corpus, POLICY_BROWSER)
@@ -342,6 +344,8 @@ def test_eval_pool_adds_best_of_k_with_the_greedy_answer_first_from_the_greedy_r
         browser.step(action)
     sentence = sentences_in_view(browser, partial=True)[0]
     actions += [f"Quote: {sentence}", "End: Answer"]
+    browser.step(actions[2])
+    greedy_quotes = list(browser.quotes)  # what replaying the greedy run gives back
     with open(tmp_path / "report.jsonl", "w") as log:  # `webqa eval`'s rows of a greedy (n=1) policy run
         for i, q in enumerate(questions):
             answer, quotes = ("The Danube [1].", [sentence]) if i < 2 else ("", [])
@@ -361,8 +365,20 @@ def test_eval_pool_adds_best_of_k_with_the_greedy_answer_first_from_the_greedy_r
         expected = [greedy_first_best_of_k(g, float(i < 2), p["scores"], v, k)
                     for i, (g, p, v) in enumerate(zip(greedy_score, pools, values))]
         assert row[str(k)] == pytest.approx(sum(expected) / 3)
+    # The same, with the policy's reader choosing: the baseline the reward model has to beat.
+    reader, row = baseline_scorers(None)[READER], report["accuracy"][READER_GREEDY_FIRST]
+    greedy_read = [reader(q["question"], greedy_quotes, "The Danube [1].") if i < 2 else None
+                   for i, q in enumerate(questions)]
+    pools_read = [[reader(p.question, c.quotes, c.text) if c.answered else None for c in p.candidates]
+                  for p in read_pool(tmp_path / "report.pool.jsonl")]
+    assert row["1"] == pytest.approx(2 / 3)
+    for k in (2, 4):
+        expected = [greedy_first_best_of_k(g, float(i < 2), p, v, k)
+                    for i, (g, p, v) in enumerate(zip(greedy_read, pools_read, values))]
+        assert row[str(k)] == pytest.approx(sum(expected) / 3)
     out.write_text(json.dumps({"n": 4, "systems": {}}))  # best-of-4 rows are not greedy answers
-    assert GREEDY_FIRST not in evaluate_pool(tmp_path / "q.jsonl", out, pool=4, reward=str(trained[0]))["accuracy"]
+    rows = evaluate_pool(tmp_path / "q.jsonl", out, pool=4, reward=str(trained[0]))["accuracy"]
+    assert GREEDY_FIRST not in rows and READER_GREEDY_FIRST not in rows
 
 
 def test_sample_writes_a_resumable_pool_and_synthetic_comparisons(tiny_base, corpus, tmp_path, capsys):

@@ -44,6 +44,8 @@ from webqa.types import Candidate
 
 SELECTORS = ("reward model", "oracle", "random")
 GREEDY_FIRST = "RM, greedy first"  # the greedy answer and k-1 from the pool, as `webqa.answer` chooses
+READER = "policy's reader"  # the baseline scorer the reward model starts from
+READER_GREEDY_FIRST = "reader, greedy first"
 KS = (1, 2, 4, 8)
 GAIN_AT = 4
 
@@ -187,18 +189,26 @@ def evaluate_pool(questions_path: str | Path, out: str | Path, pool: int = 8, ks
     ks = [k for k in ks if k <= pool]
     table = estimates(pools, ks, reward=reward is not None)
     greedy = greedy_candidates(out, records)
-    if greedy and reward is not None:  # best-of-k as `webqa.answer` runs it
+
+    def greedy_first_row(greedy_scores: dict[str, float | None], pool_scores: dict[str, list[float | None]]):
+        """Best-of-k as `webqa.answer` runs it, with these scores choosing."""
+        rows = [(greedy_scores[r.question], float(greedy[r.question].grade > 0), pool_scores[r.question],
+                 values[r.question]) for r in records]
+        return {k: statistics.mean(greedy_first_best_of_k(*row, k) for row in rows) for k in ks}
+
+    if greedy and reward is not None:
         greedy_records = [PoolRecord(q, [c]) for q, c in greedy.items()]
         greedy_scores = cached_scores(out.with_suffix(".greedy-scores.jsonl"), greedy_records, reward)
-        table[GREEDY_FIRST] = {k: statistics.mean(
-            greedy_first_best_of_k(greedy_scores[r.question][0], float(greedy[r.question].grade > 0), s, v, k)
-            for r, (s, v) in zip(records, pools)) for k in ks}
+        table[GREEDY_FIRST] = greedy_first_row({q: s[0] for q, s in greedy_scores.items()}, scores)
     pairwise = {"reward model": pool_pairwise_accuracy(records, scores) if reward is not None else None}
     for name, scorer in baseline_scorers(policy).items():
         by_question = {r.question: [scorer(r.question, c.quotes, c.text) if c.answered else None
                                     for c in r.candidates] for r in records}
         table[name] = {k: statistics.mean(best_of_k(by_question[q], v, k) for q, v in values.items()) for k in ks}
         pairwise[name] = pool_pairwise_accuracy(records, by_question)
+        if greedy and name == READER:  # what the reward model, started from the reader, should beat
+            table[READER_GREEDY_FIRST] = greedy_first_row(
+                {q: scorer(q, c.quotes, c.text) if c.answered else None for q, c in greedy.items()}, by_question)
     png = out.with_suffix(".best-of-k.png")
     plot_best_of(table, png, f"best-of-k from pools of {pool}, {len(records)} questions")
     report = {"pool": pool, "questions": len(records), "ks": ks, "reward_model": reward, "policy": policy,
@@ -250,7 +260,7 @@ def baseline_scorers(policy: str | None) -> dict[str, Callable]:
     scorers = dict(TRIVIAL_SCORERS)
     reader = load_reader(policy or SHIPPED_POLICY)
     if reader is not None:
-        scorers["policy's reader"] = reading_scorer(ReadingHead.from_reader(reader))
+        scorers[READER] = reading_scorer(ReadingHead.from_reader(reader))
     return scorers
 
 
@@ -278,9 +288,10 @@ def format_best_of(report: dict) -> str:
     accuracy = report["accuracy"]
     fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
     lines = [f"best-of-k accuracy (pools of {report['pool']}, {report['questions']} questions)",
-             f"{'k':<4}" + "".join(f"{s:>17}" for s in accuracy)]
+             f"{'k':<4}" + "".join(f"{s:>{max(17, len(s) + 2)}}" for s in accuracy)]
     for k in report["ks"]:
-        lines.append(f"{k:<4}" + "".join(f"{fmt(row.get(str(k))):>17}" for row in accuracy.values()))
+        lines.append(f"{k:<4}" + "".join(f"{fmt(row.get(str(k))):>{max(17, len(s) + 2)}}"
+                                         for s, row in accuracy.items()))
     gain = report[f"oracle_gain_recovered_at_{GAIN_AT}"]
     lines.append(f"reward model recovers {'-' if gain is None else f'{gain:.2f}'} of the oracle's gain at "
                  f"k={GAIN_AT}: (RM - random) / (oracle - random)")
