@@ -308,7 +308,7 @@ def plot_best_of(table: dict[str, dict[int, float]], path: Path, title: str) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(8, 4))
     for selector, row in table.items():
         if row:
             ax.plot(list(row), list(row.values()), marker="o", label=selector)
@@ -319,7 +319,7 @@ def plot_best_of(table: dict[str, dict[int, float]], path: Path, title: str) -> 
     ax.set_ylabel("accuracy")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1))  # beside the curves, not over them
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
