@@ -1,6 +1,6 @@
 """Seconds per question of best-of-4 against best-of-1, and the reward model's scoring alone.
 
-    python bench/reward.py [--policy DIR] [--reward DIR] [--questions 8] [--n 4]
+    python bench/reward.py [--policy DIR] [--reward DIR] [--questions 16] [--n 4]
 
 Runs `webqa.answer` on the first dev questions with n=1 (greedy) and with n=4
 (one greedy and three sampled episodes in lockstep, then all four answers scored
@@ -61,7 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policy", help="policy folder (default: the shipped one)")
     parser.add_argument("--reward", help="reward model folder (default: the shipped one)")
-    parser.add_argument("--questions", type=int, default=8)
+    parser.add_argument("--questions", type=int, default=16)
     parser.add_argument("--n", type=int, default=4)
     args = parser.parse_args()
     torch.manual_seed(0)
