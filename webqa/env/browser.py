@@ -296,9 +296,10 @@ def normalize_text(text: str) -> str:
     """`normalize_with_map(text)[0]` without the map, in C rather than a Python loop over characters.
 
     The constrained sampler normalizes the line written so far for every candidate token, so
-    this runs tens of thousands of times an episode (213,000 calls for 8 profiled episodes). The whole-string `lower()` differs from the per-character
-    one only where a character lowercases to several (a length change) or for final sigma, whose
-    lowercase depends on the next character; those few strings take the slow path.
+    this runs tens of thousands of times an episode (213,000 calls for 8 profiled episodes). The
+    whole-string `lower()` differs from the per-character one only where a character lowercases to
+    several (a length change) or for final sigma, whose lowercase depends on the next character;
+    those few strings take the slow path.
     """
     collapsed = _WHITESPACE.sub(" ", text)
     if collapsed.startswith(" "):
