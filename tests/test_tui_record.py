@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 from tests.tui_helpers import (
@@ -17,7 +18,7 @@ from tests.tui_helpers import (
     type_text,
 )
 from webqa.demos import read_demonstrations
-from webqa.env import Browser, BrowserSettings
+from webqa.env import Browser
 from webqa.policy.expert import POLICY_BROWSER
 from webqa.policy.prompts import examples_from_demonstration
 from webqa.tui import TuiOptions, WebQAApp
@@ -308,7 +309,7 @@ def test_an_unfinished_episode_can_be_discarded(corpus, tmp_path):
 
 
 def test_recorder_keeps_the_last_action_for_ending_and_reads_first_dots_last(corpus, tmp_path):
-    settings = BrowserSettings(**(vars(POLICY_BROWSER) | {"max_actions": 4}))
+    settings = replace(POLICY_BROWSER, max_actions=4)
     recorder = Recorder(tmp_path / "demos.jsonl", corpus, settings)
     recorder.start({"question": QUESTION})
     assert recorder.act("Search Vienna river") is None

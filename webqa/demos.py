@@ -14,7 +14,7 @@ import argparse
 import random
 import sys
 import time
-from dataclasses import asdict, fields
+from dataclasses import fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -144,8 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.questions_split != "train":
         print(f"warning: demonstrations from the {args.questions_split!r} split", file=sys.stderr)
-    settings = BrowserSettings(**(asdict(POLICY_BROWSER) | {"window_lines": args.window_lines,
-                                                            "max_actions": args.max_actions}))
+    settings = replace(POLICY_BROWSER, window_lines=args.window_lines, max_actions=args.max_actions)
     groups = mixed_questions(args.questions_split, args.seed)
     rows = {}
     # The open-domain half first: it runs short more easily, and SQuAD makes up what it lacks.

@@ -27,6 +27,7 @@ import os
 import random
 import sys
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -170,11 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         from webqa.agent import load_reward
 
         reward_model = load_reward(args.reward)
-    from webqa.env.browser import BrowserSettings
     from webqa.policy.expert import POLICY_BROWSER
 
     overrides = {"max_actions": args.max_actions} if args.max_actions else {}
-    browser = BrowserSettings(**(vars(POLICY_BROWSER) | overrides))
+    browser = replace(POLICY_BROWSER, **overrides)
     config = PoolConfig(n=args.n, temperature=args.temperature, seed=args.seed, browser=browser)
     stats = sample_pool(questions, args.out, config, lambda: load_sampler(args.policy), make_backend("local"),
                         reward_model=reward_model, policy_name=args.policy or "shipped", reward_name=args.reward)
