@@ -270,3 +270,30 @@ def test_episodes_click_where_the_reader_says_when_told_to(tiny_policy, corpus, 
         expected = lines[1] if clicks == "model" else reader_click(reader, browser)
         assert (expected == lines[1]) == (clicks == "model")  # the reader prefers another result here
         assert [step.action for step in episode.steps] == [lines[0], expected, lines[2]]
+
+
+def test_the_readers_choices_can_be_sampled_while_the_model_navigates_greedily(tiny_policy, corpus, monkeypatch):
+    model, tokenizer = tiny_policy
+    sampler = Sampler(model, tokenizer, reader=eager_reader(shared=1.0, length=0.5))
+    temperatures = []
+
+    def scripted(prompts, max_new_tokens, temperature=0.7, *args, **kwargs):
+        temperatures.extend(temperature if isinstance(temperature, list) else [temperature] * len(prompts))
+        return ["Search Danube" if "Search Danube" not in p else "Clicked on link 0" if "Click 0" not in p
+                else "End: Answer" for p in prompts]
+
+    monkeypatch.setattr(sampler, "sample", scripted)
+    question = "Which river flows through Vienna?"
+
+    def episodes(n, config):
+        browsers = [Browser(corpus, BrowserSettings(window_lines=12, max_actions=8)) for _ in range(n)]
+        return run_episodes(sampler, browsers, question, config)
+
+    [greedy] = episodes(1, SamplingConfig.best_of(1))
+    runs = [episodes(4, SamplingConfig.best_of(4, temperature=0.0, reading_temperature=0.7, seed=seed))
+            for seed in range(4)]
+    assert temperatures and set(temperatures) == {0.0}  # the model is always asked for its likeliest line
+    assert greedy.quotes and all(run[0].quotes == greedy.quotes and run[0].answer == greedy.answer for run in runs)
+    sampled = {tuple(q.text for q in e.quotes) for run in runs for e in run[1:]}
+    assert len(sampled - {tuple(q.text for q in greedy.quotes)}) >= 1  # the reader's sampled choices differ
+    assert all(e.actions[:2] == ["Search Danube", "Clicked on link 0"] for run in runs for e in run)

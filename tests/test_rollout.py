@@ -95,9 +95,12 @@ def test_a_temperature_per_prompt_keeps_greedy_rows_greedy(tiny):
 
 
 def test_best_of_n_keeps_the_greedy_episode_among_the_sampled_ones(tiny, corpus):
-    assert SamplingConfig.best_of(1).temperatures(1) == [0.0]
-    assert SamplingConfig.best_of(3).temperatures(3) == [0.0, 0.7, 0.7]
+    one, three = SamplingConfig.best_of(1), SamplingConfig.best_of(3)
+    assert one.temperatures(1) == one.reading_temperatures(1) == [0.0]
+    assert three.temperatures(3) == three.reading_temperatures(3) == [0.0, 0.7, 0.7]
     assert SamplingConfig.best_of(3, temperature=0.5, greedy_first=False).temperatures(2) == [0.5, 0.5]
+    reading = SamplingConfig.best_of(3, temperature=0.0, reading_temperature=0.7)  # the reader's choices alone
+    assert reading.temperatures(3) == [0.0, 0.0, 0.0] and reading.reading_temperatures(3) == [0.0, 0.7, 0.7]
     sampler = Sampler(*tiny)
     question, settings = "Which river flows through Vienna?", BrowserSettings(window_lines=8, max_actions=4)
 

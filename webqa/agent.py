@@ -82,7 +82,7 @@ def answer(question: str, *, n: int = DEFAULT_N, backend: str | Backend = "local
     start = time.perf_counter()
     source = make_backend(backend)
     settings = browser_settings or POLICY_BROWSER
-    browsers = [Browser(source, BrowserSettings(**vars(settings))) for _ in range(n)]
+    browsers = [Browser(source, settings) for _ in range(n)]  # each its own copy of the settings
     sampling = sampling or SamplingConfig.best_of(n)
     episodes = run_episodes(load_sampler(policy), browsers, question, sampling, on_step=on_step)
     candidates = [candidate_from_episode(e) for e in episodes]

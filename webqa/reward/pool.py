@@ -38,7 +38,8 @@ class PoolConfig:
     """How a pool is sampled."""
 
     n: int = 8  # episodes per question
-    temperature: float = 0.7
+    temperature: float = 0.7  # as best-of-n samples (`SamplingConfig.best_of`)
+    reading_temperature: float | None = None  # the reader's choices (`SamplingConfig`); None: temperature
     top_p: float = 0.95
     seed: int = 0  # each question's sampling seed comes from (seed, question), so a resumed run is the same
     browser: BrowserSettings | None = None  # None: the policy's settings (webqa.policy.expert.POLICY_BROWSER)
@@ -157,9 +158,9 @@ def sample_pool(questions: list[dict], out: str | Path, config: PoolConfig, samp
         sampler = sampler()
     start = time.perf_counter()
     for item in tqdm(todo, desc=f"sampling {config.n} per question -> {out.name}", unit="q", disable=not progress):
-        browsers = [Browser(backend, BrowserSettings(**vars(settings))) for _ in range(config.n)]
-        sampling = SamplingConfig(temperature=config.temperature, top_p=config.top_p,
-                                  seed=question_seed(config.seed, item["question"]))
+        browsers = [Browser(backend, settings) for _ in range(config.n)]
+        sampling = SamplingConfig(temperature=config.temperature, reading_temperature=config.reading_temperature,
+                                  top_p=config.top_p, seed=question_seed(config.seed, item["question"]))
         episodes = run_episodes(sampler, browsers, item["question"], sampling)
         candidates = [candidate_of(e, item.get("answers")) for e in episodes]
         if reward_model is not None:

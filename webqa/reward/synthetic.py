@@ -158,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --comparisons: add up to K decisive pairs of answer variants per question")
     parser.add_argument("--policy", help="a policy folder (default: the shipped one)")
     parser.add_argument("--reward", help="a reward model folder: score every candidate")
-    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--temperature", type=float, default=0.7, help="of the model's actions and clicks, "
+                        "and of the reader's choices unless --reading-temperature is given (default 0.7)")
+    parser.add_argument("--reading-temperature", type=float,
+                        help="of the reader's choices alone: whether and what to quote, and the answer drawn")
     parser.add_argument("--max-actions", type=int, help="browser actions per episode (default: the policy's)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -175,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = {"max_actions": args.max_actions} if args.max_actions else {}
     browser = replace(POLICY_BROWSER, **overrides)
-    config = PoolConfig(n=args.n, temperature=args.temperature, seed=args.seed, browser=browser)
+    config = PoolConfig(n=args.n, temperature=args.temperature, reading_temperature=args.reading_temperature,
+                        seed=args.seed, browser=browser)
     stats = sample_pool(questions, args.out, config, lambda: load_sampler(args.policy), make_backend("local"),
                         reward_model=reward_model, policy_name=args.policy or "shipped", reward_name=args.reward)
     print(f"{stats['sampled']} questions sampled ({stats['already_done']} already in {args.out}), "
