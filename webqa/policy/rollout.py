@@ -108,10 +108,14 @@ class SamplingConfig:
         """Each of n episodes' temperature."""
         return [0.0 if self.greedy_first and i == 0 else self.temperature for i in range(n)]
 
+    @property
+    def reader_temperature(self) -> float:
+        """The temperature of the reader's choices: `reading_temperature`, or `temperature` where unset."""
+        return self.temperature if self.reading_temperature is None else self.reading_temperature
+
     def reading_temperatures(self, n: int) -> list[float]:
         """Each of n episodes' temperature for the reader's choices."""
-        reading = self.temperature if self.reading_temperature is None else self.reading_temperature
-        return [0.0 if self.greedy_first and i == 0 else reading for i in range(n)]
+        return [0.0 if self.greedy_first and i == 0 else self.reader_temperature for i in range(n)]
 
 
 @dataclass
@@ -492,8 +496,7 @@ def revise(action: str, browser: Browser, sampler: Sampler, config: SamplingConf
     result the reader ranks first; leaving a page it quoted nothing from, the reader takes a last look.
     `earlier`: the sentences read on this page before; `in_view` as in `quotable_sentences`."""
     reader = sampler.reader if config.quotes == "reader" else None
-    page, temperature = browser.page, config.temperature
-    reading = temperature if config.reading_temperature is None else config.reading_temperature
+    page, temperature, reading = browser.page, config.temperature, config.reader_temperature
     if page is None:
         return action
     if action.startswith(FIND) and config.specific_finds:
