@@ -2,12 +2,14 @@
 
 import json
 import statistics
+from dataclasses import replace
 
 import pytest
 import torch
 
 from webqa.demos import EXPERT_FILE, read_demonstrations
 from webqa.env import Browser, BrowserSettings
+from webqa.policy.constraints import QUOTE
 from webqa.policy.expert_moves import quote_action
 from webqa.policy.expert_text import sentences_in_view
 from webqa.policy.extractor import extract_answer
@@ -228,6 +230,32 @@ def test_a_last_look_quotes_before_the_model_leaves_a_page_the_reader_was_unsure
         return sum(reader_quote(unsure, browser, None, 1.0, torch.Generator().manual_seed(seed), (), None,
                                 threshold) is not None for seed in range(40))
     assert quotes_drawn(0.25) > 20 > quotes_drawn(0.9)  # likely 0.75 against 0.1
+
+
+def test_the_model_is_stopped_at_quote_where_the_reader_chooses_what_it_quotes(tiny_policy, corpus, monkeypatch):
+    model, tokenizer = tiny_policy
+    shy = eager_reader(shared=1.0)
+    shy.quote_bias = -10.0  # never quotes unasked: the model decides when
+    sampler = Sampler(model, tokenizer, reader=shy)
+    script, told = iter(["Search Danube", "Clicked on link 0", "Quote: Th", "End: Answer"]), []
+
+    def scripted(prompts, *args, **kwargs):
+        told.append(args[5] if len(args) > 5 else kwargs.get("stop_at"))
+        return [next(script) for _ in prompts]
+
+    monkeypatch.setattr(sampler, "sample", scripted)
+    config = SamplingConfig(temperature=0.0, clicks="model", last_look=None)
+    episode, = run_episodes(sampler, [Browser(corpus, BrowserSettings(window_lines=12))],
+                            "Which river flows through Vienna?", config)
+    # No sentence to quote before the article opens; on it, the model's line may stop at `Quote: `,
+    # and the reader quotes its best sentence whatever the model began to write.
+    assert told[:2] == [[None], [None]] and told[2] == [QUOTE]
+    assert episode.actions[2] == reader_quote(shy, open_danube(corpus), written="Quote: Th")
+    assert len(episode.quotes) == 1
+    script, told = iter(["Search Danube", "Clicked on link 0", "End: Nonsense"]), []
+    run_episodes(sampler, [Browser(corpus, BrowserSettings(window_lines=12))], "Which river flows through Vienna?",
+                 replace(config, quotes="written"))
+    assert told == [[None]] * 3  # quotes as written: the model's words are the quote
 
 
 def test_reader_clicks_open_the_result_it_ranks_first_and_not_one_left_already(corpus):

@@ -78,6 +78,19 @@ def test_score_is_each_lines_log_probability_read_whole(tiny):
     assert len({round(s, 3) for s, _ in scores}) == len(lines)
 
 
+def test_a_row_told_where_to_stop_stops_there_and_the_others_decode_on(tiny):
+    sampler = Sampler(*tiny)
+    prompts = ["The Danube flows through", "Vienna"]
+    full = sampler.sample(prompts, max_new_tokens=12, temperature=0)
+    first_token = tiny[1](full[0], add_special_tokens=False)["input_ids"][:1]
+    start = tiny[1].decode(first_token).strip()
+    assert start and len(full[0]) > len(start)  # the tiny model's line runs on past its first token
+    decoded = sampler.stats.decode_tokens
+    stopped = sampler.sample(prompts, max_new_tokens=12, temperature=0, stop_at=[start, None])
+    assert stopped[1] == full[1] and stopped[0].startswith(start) and full[0].startswith(stopped[0])
+    assert len(stopped[0]) < len(full[0]) and sampler.stats.decode_tokens - decoded < decoded
+
+
 def test_seeded_sampling_is_reproducible(tiny):
     model, tokenizer = tiny
     sampler = Sampler(model, tokenizer)

@@ -69,8 +69,9 @@ class SamplingConfig:
     # How quotes are chosen:
     # - "reader": the policy's reader (`webqa.policy.reader`, `reader.json` in its folder), where it has
     #   one, decides on every page whether to quote a sentence in view and which; where it does not
-    #   quote, the model acts, and a `Quote:` the model writes quotes the sentence the reader ranks first.
-    #   A policy without a reader quotes as written.
+    #   quote, the model acts, and a `Quote:` the model writes quotes the sentence the reader ranks first
+    #   (the model's line stops at `Quote: `, its words being thrown away). A policy without a reader quotes
+    #   as written.
     # - "likelihood": once the model writes `Quote:`, its likelihood (mean log-probability per token)
     #   chooses among the line it wrote and the whole sentences in view.
     # - "written": the line the model wrote.
@@ -206,9 +207,12 @@ class Sampler:
     @torch.no_grad()
     def sample(self, prompts: list[str], max_new_tokens: int, temperature: float | list[float] = 0.7,
                top_p: float = 0.95, generator: torch.Generator | None = None,
-               grammars: list[LineGrammar | None] | None = None) -> list[str]:
+               grammars: list[LineGrammar | None] | None = None,
+               stop_at: list[str | None] | None = None) -> list[str]:
         """One line of text for each prompt; where `grammars[i]` is given, a line it allows.
-        `temperature`: one for all prompts, or one per prompt."""
+        `temperature`: one for all prompts, or one per prompt. `stop_at[i]`, where given: a start of
+        line after which row i stops decoding (the line is then that start and what its last token added),
+        for a line whose rest the caller would throw away."""
         temperatures = temperature if isinstance(temperature, list) else [temperature] * len(prompts)
         unique = list(dict.fromkeys(prompts))
         start = time.perf_counter()
@@ -236,6 +240,8 @@ class Sampler:
             for row, token in enumerate(tokens.tolist()):
                 if token != self.tokenizer.eos_token_id:  # a newline token may carry text before its newline
                     outputs[live[row]].append(token)
+                if stop_at is not None and stop_at[live[row]] is not None and not finished[row]:
+                    finished[row] = self._line(outputs[live[row]]).startswith(stop_at[live[row]])
             self.stats.decode_tokens += len(live)
             keep = (~finished).nonzero().flatten()
             if len(keep) == 0:
@@ -546,16 +552,19 @@ def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
         read = [reader_quote(reader, b, None, readings[index], generator, (), in_view.get(index)) if reader
                 else None for index, b in live]
         acting = [(i, b) for (i, b), quote in zip(live, read) if quote is None]
+        earlier = {i: list(pages_read[i].get(b.page.url, {})) if b.page else [] for i, b in acting}
         prompts = [action_example(b.observation(), "", sampler.prompt_format)[0] for _, b in acting]
         grammars = [action_grammar(b) for _, b in acting] if config.constrained else None
+        # Where the reader will choose what a `Quote:` quotes, the model's words after it are not needed.
+        stop_at = [QUOTE if reader and quotable_sentences(b, True, earlier[i], in_view.get(i)) else None
+                   for i, b in acting]
         written = iter(sampler.sample(prompts, config.max_action_tokens, [temperatures[i] for i, _ in acting],
-                                      config.top_p, generator, grammars) if acting else [])
+                                      config.top_p, generator, grammars, stop_at) if acting else [])
         actions = [quote or next(written) for quote in read]
         for position, (index, browser) in enumerate(live):
             if read[position] is None:
-                earlier = list(pages_read[index].get(browser.page.url, {})) if browser.page else []
-                actions[position] = revise(actions[position], browser, sampler, configs[index], generator, earlier,
-                                           in_view.get(index))
+                actions[position] = revise(actions[position], browser, sampler, configs[index], generator,
+                                           earlier[index], in_view.get(index))
         for (index, browser), action in zip(live, actions):
             result = browser.step(action)
             if on_step is not None:
