@@ -100,7 +100,7 @@ class RecordingSampler:
     def __init__(self, prompt_format, actions):
         self.prompt_format, self.actions, self.prompts = prompt_format, list(actions), []
 
-    def sample(self, prompts, max_new_tokens, temperature, top_p, generator, grammars=None):
+    def sample(self, prompts, max_new_tokens, temperature, top_p, generator, grammars=None, stop_at=None):
         self.prompts += prompts
         return ["The Danube [1]." if p.rstrip().endswith("♦Answer") else self.actions.pop(0) for p in prompts]
 

@@ -157,7 +157,7 @@ class ScriptedSampler:
     def __init__(self, actions):
         self.actions = list(actions)
 
-    def sample(self, prompts, max_new_tokens, temperature, top_p, generator, grammars=None):
+    def sample(self, prompts, max_new_tokens, temperature, top_p, generator, grammars=None, stop_at=None):
         if prompts[0].rstrip().endswith("♦Answer"):
             return [ANSWER for _ in prompts]
         action = self.actions.pop(0)
