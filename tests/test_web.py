@@ -143,8 +143,9 @@ def server():
 
 @pytest.fixture
 def backend(tmp_path: Path):
-    """A backend allowed to reach the loopback server, with its own cache."""
-    with WebBackend(allow_private=True, cache_dir=tmp_path / "http", read_timeout=0.5, max_bytes=100_000) as b:
+    """A backend allowed to reach the loopback server, with its own cache. Its read timeout leaves room for a
+    loaded CI machine (0.5 s made a page fail there once); the timeout test has a backend of its own."""
+    with WebBackend(allow_private=True, cache_dir=tmp_path / "http", read_timeout=5, max_bytes=100_000) as b:
         yield b
 
 
@@ -283,9 +284,10 @@ def test_fetch_needs_an_http_url(backend, url):
         backend.fetch(url)
 
 
-def test_slow_server_times_out(server, backend):
-    with pytest.raises(BackendError, match=r"timed out after 0.5 s waiting for .*/slow"):
-        backend.fetch(f"{server.base}/slow")
+def test_slow_server_times_out(server, tmp_path):
+    with WebBackend(allow_private=True, cache_dir=tmp_path, read_timeout=0.5) as backend:
+        with pytest.raises(BackendError, match=r"timed out after 0.5 s waiting for .*/slow"):
+            backend.fetch(f"{server.base}/slow")
 
 
 def test_dripping_server_hits_the_total_timeout(server, tmp_path):
