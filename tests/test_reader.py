@@ -239,8 +239,8 @@ def test_the_model_is_stopped_at_quote_where_the_reader_chooses_what_it_quotes(t
     sampler = Sampler(model, tokenizer, reader=shy)
     script, told = iter(["Search Danube", "Clicked on link 0", "Quote: Th", "End: Answer"]), []
 
-    def scripted(prompts, *args, **kwargs):
-        told.append(args[5] if len(args) > 5 else kwargs.get("stop_at"))
+    def scripted(prompts, max_new_tokens, temperature, top_p, generator, grammars=None, stop_at=None):
+        told.append(stop_at)
         return [next(script) for _ in prompts]
 
     monkeypatch.setattr(sampler, "sample", scripted)
