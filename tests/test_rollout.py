@@ -48,7 +48,7 @@ def test_prompts_read_one_by_one_decode_as_the_padded_batch_does(tiny):
     assert alone.prefill == "one by one"  # the tiny Llama's cache could be joined
     assert alone.stats.prefill_padded_tokens == alone.stats.prefill_tokens == batch.stats.prefill_tokens
     assert batch.stats.prefill_padded_tokens > batch.stats.prefill_tokens  # 3 distinct prompts padded to the longest
-    auto = Sampler(model, tokenizer)  # on CPU: one by one where padding would add more than 15%
+    auto = Sampler(model, tokenizer, prefixes=None)  # on CPU: one by one where padding would add more than 15%
     assert auto._reads_one_by_one([1, 12]) and not auto._reads_one_by_one([100, 110])
 
 
@@ -61,6 +61,37 @@ def test_identical_prompts_are_prefilled_once(tiny):
     assert sampler.stats.prefill_tokens == length + len(tokenizer("Vienna", add_special_tokens=False)["input_ids"])
     assert len(set(lines[:4])) == 1
     assert lines[:4] == sampler.sample([prompt], max_new_tokens=6, temperature=0) * 4
+
+
+def test_a_prompt_starting_like_an_earlier_one_is_read_from_its_cache_and_decodes_the_same(tiny):
+    model, tokenizer = tiny
+    start = "The Danube is a river in Europe. It flows through Vienna, Budapest and Belgrade to the Black Sea.\n"
+    steps = [[start + "Vienna"], [start + "In 1453 the city of Istanbul was taken", start + "Einstein was born"]]
+    cached, fresh = Sampler(model, tokenizer), Sampler(model, tokenizer, prefixes=None)
+    for prompts in steps:  # two calls, as two browsing steps: the second call's prompts start like the first's
+        assert cached.sample(prompts, 10, temperature=0) == fresh.sample(prompts, 10, temperature=0)
+    shared = len(tokenizer(start, add_special_tokens=False)["input_ids"])
+    assert shared >= 16  # long enough to be reused
+    # Both prompts of the second call reuse at least the shared start (the second may reuse it from the first).
+    assert cached.stats.prefill_reused_tokens >= 2 * (shared - 1)
+    assert cached.stats.prefill_padded_tokens == fresh.stats.prefill_tokens - cached.stats.prefill_reused_tokens
+    assert fresh.stats.prefill_reused_tokens == 0 and cached.stats.prefill_tokens == fresh.stats.prefill_tokens
+
+
+def test_a_reused_start_gives_the_logits_of_reading_the_whole_prompt(tiny):
+    model, tokenizer = tiny
+    sampler = Sampler(model, tokenizer)
+    first = tokenizer("Albert Einstein was a theoretical physicist who developed the theory of relativity",
+                      add_special_tokens=False)["input_ids"]
+    second = first[:-3] + tokenizer(" and quantum mechanics", add_special_tokens=False)["input_ids"]
+    sampler._prefill_one_by_one([first])
+    _, logits, _ = sampler._prefill_one_by_one([second, first])
+    assert sampler.stats.prefill_reused_tokens == (len(first) - 3) + (len(first) - 1)
+    with torch.no_grad():
+        whole = torch.cat([model(torch.tensor([ids])).logits[:, -1] for ids in (second, first)])
+    assert torch.allclose(logits, whole, atol=1e-4)
+    # What the first call kept is untouched by the second call's decoding.
+    assert sampler.sample(["Vienna"], 5, temperature=0) == Sampler(model, tokenizer).sample(["Vienna"], 5, 0)
 
 
 def test_score_is_each_lines_log_probability_read_whole(tiny):

@@ -7,8 +7,10 @@ Every step, the live episodes' observations go through the model together:
 a prefill, then token-by-token decoding of all rows as one batch with a KV
 cache until each row ends its line. Identical prompts (all episodes start from
 the same observation) are prefilled once and their cache is shared. On CPU,
-distinct prompts of unequal lengths are prefilled one by one and their caches
-joined: padded to one batch, they cost more.
+distinct prompts are prefilled one by one and their caches joined: padded to
+one batch, prompts of unequal lengths cost more, and a prompt read alone can
+start from the cache of the start it shares with a prompt read before, such as
+the last step's observation (`webqa.policy.prefix_cache`).
 
 By default each line is constrained (`webqa.policy.constraints`): the sampler
 draws only among the likeliest tokens that keep the line a command the browser
@@ -37,6 +39,7 @@ from webqa.policy.constraints import (
 from webqa.policy.expert_moves import quote_action
 from webqa.policy.expert_text import find_needles, sentences_in_view
 from webqa.policy.extractor import extract_answer
+from webqa.policy.prefix_cache import PrefixCache
 from webqa.policy.prompts import PLAIN, PromptFormat, action_example, answer_example
 from webqa.policy.reader import QuoteReader, draw, unquoted, unquoted_in_view
 from webqa.types import Episode, StepResult
@@ -124,7 +127,8 @@ class SamplerStats:
     """Token counts and seconds, for the benchmark."""
 
     prefill_tokens: int = 0
-    prefill_padded_tokens: int = 0  # tokens computed: prompts read as one batch are padded to the longest
+    prefill_padded_tokens: int = 0  # tokens computed: a batch pads prompts to the longest; reused starts are not read
+    prefill_reused_tokens: int = 0  # tokens whose keys and values came from an earlier prompt (`PrefixCache`)
     prefill_seconds: float = 0.0
     decode_tokens: int = 0
     decode_seconds: float = 0.0
@@ -144,6 +148,9 @@ class Sampler:
     # How distinct prompts are read: "batch" (padded to the longest), "one by one" (no padding; their caches
     # joined after), or "auto" (`_reads_one_by_one`).
     prefill: str = "auto"
+    # Prompts read one by one start from the cache of the longest start they share with a prompt of this
+    # call or the last one (`PrefixCache`); None turns that off.
+    prefixes: PrefixCache | None = field(default_factory=PrefixCache)
 
     def __post_init__(self):
         self.device = next(self.model.parameters()).device
@@ -158,13 +165,15 @@ class Sampler:
 
     def _reads_one_by_one(self, lengths: list[int]) -> bool:
         """Whether to prefill prompts of these token lengths one by one: as set, or ("auto") on CPU when
-        padding them to one batch would add more than 15% to the tokens computed. On 2 cores a token read
-        alone costs about 10% more than in a batch, and a padding token costs as much as a real one."""
+        padding them to one batch would add more than 15% to the tokens computed, or when prompts are read
+        from the starts they share with earlier ones (`prefixes`), which only works one by one. On 2 cores a
+        token read alone costs about 10% more than in a batch, and a padding token costs as much as a real one.
+        """
         if self.prefill != "auto":
             return self.prefill == "one by one"
-        if self.device.type != "cpu" or len(lengths) < 2:
+        if self.device.type != "cpu":
             return False
-        return max(lengths) * len(lengths) > 1.15 * sum(lengths)
+        return self.prefixes is not None or max(lengths) * len(lengths) > 1.15 * sum(lengths)
 
     def _prefill_batch(self, prompts: list[list[int]]) -> tuple[object, torch.Tensor, torch.Tensor]:
         """(cache, last logits, attention mask) of the prompts (token ids) read as one left-padded batch."""
@@ -178,25 +187,34 @@ class Sampler:
     def _prefill_one_by_one(self, prompts: list[list[int]]) -> tuple[object, torch.Tensor, torch.Tensor]:
         """As `_prefill_batch`, but each prompt is read alone and the caches are then joined, left-padded
         with zeros that the mask hides. On CPU a padded batch of prompts of unequal lengths costs more than
-        its rows one by one (4 observations of 129-428 tokens: 2.4 s against 1.5 s). A model whose cache is
+        its rows one by one (4 observations of 129-428 tokens: 2.4 s against 1.5 s). Each prompt is read
+        from the longest start it shares with a prompt read before (`prefixes`). A model whose cache is
         not a plain list of keys and values per layer is read as a batch, from then on."""
-        rows = [torch.tensor([ids], device=self.device) for ids in prompts]
-        outs = [self.model(input_ids=row, use_cache=True, logits_to_keep=1) for row in rows]
-        cache = outs[0].past_key_values
-        layers = getattr(cache, "layers", None)
-        if len(rows) > 1 and not (layers and all(type(layer).__name__ == "DynamicLayer" for layer in layers)):
-            self.prefill = "batch"
-            return self._prefill_batch(prompts)
-        width = max(row.shape[1] for row in rows)
-        mask = torch.zeros(len(rows), width, dtype=torch.long, device=self.device)
-        for index, row in enumerate(rows):
-            mask[index, width - row.shape[1]:] = 1
-        if len(rows) > 1:
+        if self.prefixes is not None:
+            self.prefixes.next_call()
+        outs = []
+        for ids in prompts:
+            reused, cache = self.prefixes.longest_start(ids) if self.prefixes is not None else (0, None)
+            row = torch.tensor([ids[reused:]], device=self.device)
+            outs.append(self.model(input_ids=row, past_key_values=cache, use_cache=True, logits_to_keep=1))
+            layers = getattr(outs[-1].past_key_values, "layers", None)
+            if not (layers and all(type(layer).__name__ == "DynamicLayer" for layer in layers)):
+                self.prefill, self.prefixes = "batch", None
+                return self._prefill_batch(prompts)
+            if self.prefixes is not None:
+                self.prefixes.remember(ids, outs[-1].past_key_values)
+            self.stats.prefill_reused_tokens += reused
+            self.stats.prefill_padded_tokens += len(ids) - reused
+        cache, layers = outs[0].past_key_values, outs[0].past_key_values.layers
+        width = max(len(ids) for ids in prompts)
+        mask = torch.zeros(len(prompts), width, dtype=torch.long, device=self.device)
+        for index, ids in enumerate(prompts):
+            mask[index, width - len(ids):] = 1
+        if len(prompts) > 1:
             for number, layer in enumerate(layers):
                 for name in ("keys", "values"):
                     parts = [getattr(out.past_key_values.layers[number], name) for out in outs]
                     setattr(layer, name, torch.cat([pad(part, (0, 0, width - part.shape[-2], 0)) for part in parts]))
-        self.stats.prefill_padded_tokens += int(mask.sum())
         return cache, torch.cat([out.logits[:, -1] for out in outs]), mask
 
     def _token_texts(self) -> list[str]:
