@@ -6,8 +6,10 @@ Runs `webqa.answer` on the first dev questions with n=1 (greedy) and with n=4
 (one greedy and three sampled episodes in lockstep, then all four answers scored
 in one forward pass), after a warm-up question that loads both models, and prints
 the medians and their ratio (the target: best-of-4 <= 2x best-of-1), with where
-the time went: the policy's prefill (tokens read, and tokens computed with the
-batch's padding) and decoding, and the rest. Without a reward model (none shipped,
+the time went: the policy's prefill (tokens read; tokens computed, with any
+padding and without the starts reused from earlier prompts; tokens reused) and
+decoding (rows times steps; tokens a grammar forced, read without a step of
+their own), and the rest. Without a reward model (none shipped,
 none given) n=4 falls back to the citation check, so the ratio then measures
 sampling alone; the scoring line shows what the reward model adds.
 """
@@ -38,7 +40,8 @@ def run(question: str, n: int, policy: str | None, reward: str | None) -> dict[s
     return {"seconds": seconds, "prefill s": stats.prefill_seconds, "decode s": stats.decode_seconds,
             "other s": seconds - stats.prefill_seconds - stats.decode_seconds,
             "prefill tokens": stats.prefill_tokens, "prefill tokens computed": stats.prefill_padded_tokens,
-            "decode tokens": stats.decode_tokens}
+            "prefill tokens reused": stats.prefill_reused_tokens, "decode steps x rows": stats.decode_tokens,
+            "forced tokens": stats.forced_tokens}
 
 
 def scoring_seconds(reward: str | None, n: int, questions: list[str], policy: str | None) -> float | None:

@@ -143,6 +143,19 @@ def test_a_kind_of_command_is_given_at_most_four_times_in_a_row(article):
     assert grammar.complete("Search Danube delta") and grammar.complete("End: Nonsense")
 
 
+def test_the_action_grammar_forces_what_every_command_it_allows_goes_on_with():
+    grammar = ActionGrammar(fixed=["Clicked on link 1", "Clicked on link 12", "Scrolled down 1", "Scrolled up 2",
+                                   "Back", "End: Answer", "End: Nonsense"], free=["Search ", "Find in page: "])
+    assert grammar.forced("Cl") == "icked on link 1"  # both links start with 1
+    assert grammar.forced("Sc") == "rolled"  # the space and the direction are the model's
+    assert grammar.forced("F") == "ind in page:" and grammar.forced("E") == "nd:"
+    assert grammar.forced("S") == ""  # Search or Scrolled: a choice
+    assert grammar.forced("Clicked on link 1") == ""  # it may end here or go on to 12
+    assert grammar.forced("Find in page: Dan") == "" and grammar.forced("Back") == "" and grammar.forced("X") == ""
+    for start in ("Cl", "Sc", "F", "E", "B"):
+        assert grammar.allows(start + grammar.forced(start))
+
+
 def test_answer_citations_must_name_collected_quotes():
     two = AnswerGrammar(2)
     assert two.complete("Vienna lies on the Danube [1][2].")
@@ -206,6 +219,51 @@ def test_a_random_model_writes_only_what_the_grammar_allows(tiny_sampler):
     searches = tiny_sampler.sample(["Vienna"] * 6, 16, 1.0, 1.0, torch.Generator().manual_seed(0),
                                    [ActionGrammar(fixed=[])] * 6)  # only Search is possible
     assert all(line.startswith("Search ") and line.isprintable() and "\ufffd" not in line for line in searches)
+
+
+def greedy_ids(model, ids, steps, stop, valid):
+    """The model's greedy next tokens among `valid` ones after `ids`, read whole each time (no cache), up to a
+    stop token."""
+    out = []
+    with torch.no_grad():
+        for _ in range(steps):
+            token = int(model(torch.tensor([ids + out])).logits[0, -1].masked_fill(~valid, float("-inf")).argmax())
+            out.append(token)
+            if token in stop:
+                break
+    return out
+
+
+def test_forced_tokens_are_read_in_one_pass_and_decoding_goes_on_as_if_read_one_by_one(tiny_sampler, monkeypatch):
+    sampler, tokenizer = tiny_sampler, tiny_sampler.tokenizer
+    forced = tokenizer(" flows through Vienna", add_special_tokens=False)["input_ids"]
+    anything = OneOf([])  # allows any line of whole characters
+    anything.allows = anything.complete = lambda text: True
+    # Force those tokens after the first one drawn in row 0; row 1 is not forced, so its chunk is padded.
+    monkeypatch.setattr(sampler, "_forced", lambda grammar, ids: forced if grammar is anything and len(ids) == 1 else [])
+    ended = []
+    monkeypatch.setattr(sampler, "_line", lambda ids: ended.append(list(ids)) or Sampler._line(sampler, ids))
+    prompts = ["The Danube", "In 1453 the city of Istanbul was taken by"]
+    before = sampler.stats.forced_tokens
+    lines = sampler.sample(prompts, 24, temperature=0, grammars=[anything, None])
+    assert sampler.stats.forced_tokens - before == len(forced)
+    row0, row1 = ended[-2:]
+    prompt0 = tokenizer(prompts[0], add_special_tokens=False)["input_ids"]
+    assert row0[1 : 1 + len(forced)] == forced
+    stop = set(sampler.stop_ids.tolist())
+    whole = torch.tensor(["\ufffd" not in tokenizer.decode([t]) for t in range(len(tokenizer))])
+    rest = greedy_ids(sampler.model, prompt0 + row0[: 1 + len(forced)], 24 - 1 - len(forced), stop, whole)
+    assert len(rest) > 3  # the check reaches well past the forced tokens
+    assert row0[1 + len(forced) :] == [t for t in rest if t != tokenizer.eos_token_id]
+    assert lines[1] == Sampler._line(sampler, row1) == sampler.sample(prompts[1:], 24, temperature=0)[0]
+
+
+def test_a_grammar_with_one_line_left_is_written_in_one_pass(tiny_sampler):
+    before = tiny_sampler.stats.decode_tokens
+    lines = tiny_sampler.sample(["Vienna"], 24, temperature=0, grammars=[ActionGrammar(fixed=["Clicked on link 12"],
+                                                                                        free=[])])
+    assert lines == ["Clicked on link 12"]
+    assert tiny_sampler.stats.decode_tokens - before <= 3  # the first token, maybe the space, the end
 
 
 def test_constrained_answers_cite_only_collected_quotes(tiny_sampler):

@@ -16,6 +16,7 @@ The grammars read the browser's public state and never change it.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -35,7 +36,9 @@ KINDS = (SEARCH, FIND, QUOTE, "Clicked on link ", "Scrolled down ", "Scrolled up
 
 
 class LineGrammar(Protocol):
-    """Which lines of text are valid; both methods take the text written so far."""
+    """Which lines of text are valid; both methods take the text written so far. A grammar may also
+    have `forced(text) -> str`, the text that every valid line starting with `text` goes on with,
+    which the sampler then writes without asking the model (see `ActionGrammar.forced`)."""
 
     def allows(self, text: str) -> bool:
         """Whether `text` is a valid line or can still grow into one."""
@@ -98,6 +101,17 @@ class ActionGrammar:
         if form == QUOTE:
             return self._quote_ok(text[len(QUOTE):].strip())
         return False
+
+    def forced(self, text: str) -> str:
+        """What every valid command that starts with `text` goes on with, up to the end of a word: after
+        `Cl`, "icked on link" (the space after it is left to the model, whose word tokens carry their space
+        in front); "" where the next characters are a choice, or once the free text of a command has begun.
+        """
+        text = text.lstrip()
+        lines = [line for line in self.fixed + self.free if line.startswith(text)]
+        if not lines or text in lines or any(text.startswith(form) for form in self.free):
+            return ""  # no way on, the line may end here, or free text: nothing is forced
+        return os.path.commonprefix(lines)[len(text):].rstrip()
 
     # --- quotes ----------------------------------------------------------------
 

@@ -14,7 +14,9 @@ the last step's observation (`webqa.policy.prefix_cache`).
 
 By default each line is constrained (`webqa.policy.constraints`): the sampler
 draws only among the likeliest tokens that keep the line a command the browser
-would accept, or an answer whose citations name collected quotes. With
+would accept, or an answer whose citations name collected quotes. Where the
+grammar leaves one way on (`Cl` can only go on as `icked on link`), those
+tokens are read in the same forward pass as the token before them. With
 `SamplingConfig(constrained=False)` the model writes freely, and unparseable
 output is passed to the browser, which counts it as an invalid action.
 """
@@ -130,7 +132,8 @@ class SamplerStats:
     prefill_padded_tokens: int = 0  # tokens computed: a batch pads prompts to the longest; reused starts are not read
     prefill_reused_tokens: int = 0  # tokens whose keys and values came from an earlier prompt (`PrefixCache`)
     prefill_seconds: float = 0.0
-    decode_tokens: int = 0
+    decode_tokens: int = 0  # rows times decoding steps
+    forced_tokens: int = 0  # tokens a grammar forced, read in the step of the token before them
     decode_seconds: float = 0.0
 
 
@@ -255,11 +258,19 @@ class Sampler:
                 logits = self._constrain(logits, [grammars[i] for i in live], [outputs[i] for i in live])
             tokens = _pick(logits, [temperatures[i] for i in live], top_p, generator)
             finished = torch.isin(tokens, self.stop_ids)
+            chunks = []  # per row, the tokens to read next: the one drawn, then any the grammar forces
             for row, token in enumerate(tokens.tolist()):
+                i = live[row]
                 if token != self.tokenizer.eos_token_id:  # a newline token may carry text before its newline
-                    outputs[live[row]].append(token)
-                if stop_at is not None and stop_at[live[row]] is not None and not finished[row]:
-                    finished[row] = self._line(outputs[live[row]]).startswith(stop_at[live[row]])
+                    outputs[i].append(token)
+                forced = [] if finished[row] or grammars is None else self._forced(grammars[i], outputs[i])
+                forced = forced[: max_new_tokens - len(outputs[i])]
+                outputs[i] += forced
+                self.stats.forced_tokens += len(forced)
+                chunks.append([token] + forced)
+                if stop_at is not None and stop_at[i] is not None and not finished[row]:
+                    finished[row] = self._line(outputs[i]).startswith(stop_at[i])
+                finished[row] |= len(outputs[i]) >= max_new_tokens  # forced tokens count too
             self.stats.decode_tokens += len(live)
             keep = (~finished).nonzero().flatten()
             if len(keep) == 0:
@@ -267,11 +278,22 @@ class Sampler:
             if len(keep) < len(live):  # drop finished rows from the batch
                 cache.batch_select_indices(keep)
                 live = [live[row] for row in keep.tolist()]
-                tokens, mask, next_position = tokens[keep], mask[keep], next_position[keep]
-            mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
-            out = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_position[:, None],
-                             past_key_values=cache, use_cache=True)
-            logits, next_position = out.logits[:, -1], next_position + 1
+                chunks, mask, next_position = [chunks[row] for row in keep.tolist()], mask[keep], next_position[keep]
+            # Rows read chunks of different lengths as one batch: the shorter ones are padded on the right,
+            # and the mask hides the padding's keys and values from every later token.
+            width = max(map(len, chunks))
+            ids = torch.full((len(live), width), self.tokenizer.pad_token_id, device=self.device)
+            read = torch.zeros(len(live), width, dtype=mask.dtype, device=self.device)
+            for row, chunk in enumerate(chunks):
+                ids[row, : len(chunk)] = torch.tensor(chunk, device=self.device)
+                read[row, : len(chunk)] = 1
+            mask = torch.cat([mask, read], dim=1)
+            positions = next_position[:, None] + torch.arange(width, device=self.device)
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                             use_cache=True)
+            lengths = read.sum(1)
+            logits = out.logits[torch.arange(len(live), device=self.device), lengths - 1]
+            next_position = next_position + lengths
         self.stats.decode_seconds += time.perf_counter() - start
         return [self._line(ids) for ids in outputs]
 
@@ -303,6 +325,18 @@ class Sampler:
         follow = logits[:, :-1].float().log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
         return [(float(first[tokens[0]] + follow[row, : len(tokens) - 1].sum()), len(tokens))
                 for row, tokens in enumerate(rows)]
+
+    def _forced(self, grammar: LineGrammar | None, ids: list[int]) -> list[int]:
+        """The tokens of the text that `grammar` forces after the line `ids` (see `ActionGrammar.forced`):
+        read in one forward pass with the token drawn before them, rather than one pass each."""
+        forced = getattr(grammar, "forced", None)
+        if forced is None:
+            return []
+        so_far = self.tokenizer.decode(ids, skip_special_tokens=True)
+        if so_far.endswith("\ufffd") or "\n" in so_far:  # inside a character, or the line has ended
+            return []
+        text = forced(so_far)
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
     def _line(self, ids: list[int]) -> str:
         # Cut at the line's end, and drop a character left unfinished when the tokens ran out.
