@@ -282,14 +282,14 @@ class Sampler:
             # Rows read chunks of different lengths as one batch: the shorter ones are padded on the right,
             # and the mask hides the padding's keys and values from every later token.
             width = max(map(len, chunks))
-            ids = torch.full((len(live), width), self.tokenizer.pad_token_id, device=self.device)
+            inputs = torch.full((len(live), width), self.tokenizer.pad_token_id, device=self.device)
             read = torch.zeros(len(live), width, dtype=mask.dtype, device=self.device)
             for row, chunk in enumerate(chunks):
-                ids[row, : len(chunk)] = torch.tensor(chunk, device=self.device)
+                inputs[row, : len(chunk)] = torch.tensor(chunk, device=self.device)
                 read[row, : len(chunk)] = 1
             mask = torch.cat([mask, read], dim=1)
             positions = next_position[:, None] + torch.arange(width, device=self.device)
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+            out = self.model(input_ids=inputs, attention_mask=mask, position_ids=positions, past_key_values=cache,
                              use_cache=True)
             lengths = read.sum(1)
             logits = out.logits[torch.arange(len(live), device=self.device), lengths - 1]
