@@ -7,7 +7,7 @@ from webqa.env import Browser, BrowserSettings
 from webqa.policy.expert_moves import quote_action
 from webqa.policy.expert_text import sentences_in_view
 from webqa.policy.prompts import action_example
-from webqa.policy.rollout import Sampler, SamplingConfig, choose_quote, run_episodes
+from webqa.policy.rollout import BEST_OF_TEMPERATURE, Sampler, SamplingConfig, choose_quote, run_episodes
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +141,8 @@ def test_a_temperature_per_prompt_keeps_greedy_rows_greedy(tiny):
 def test_best_of_n_keeps_the_greedy_episode_among_the_sampled_ones(tiny, corpus):
     one, three = SamplingConfig.best_of(1), SamplingConfig.best_of(3)
     assert one.temperatures(1) == one.reading_temperatures(1) == [0.0]
-    assert three.temperatures(3) == three.reading_temperatures(3) == [0.0, 0.7, 0.7]
-    assert SamplingConfig.best_of(3, temperature=0.5, greedy_first=False).temperatures(2) == [0.5, 0.5]
+    assert three.temperatures(3) == three.reading_temperatures(3) == [0.0, BEST_OF_TEMPERATURE, BEST_OF_TEMPERATURE]
+    assert SamplingConfig.best_of(3, temperature=0.9, greedy_first=False).temperatures(2) == [0.9, 0.9]
     reading = SamplingConfig.best_of(3, temperature=0.0, reading_temperature=0.7)  # the reader's choices alone
     assert reading.temperatures(3) == [0.0, 0.0, 0.0] and reading.reading_temperatures(3) == [0.0, 0.7, 0.7]
     sampler = Sampler(*tiny)

@@ -38,7 +38,9 @@ class PoolConfig:
     """How a pool is sampled."""
 
     n: int = 8  # episodes per question
-    temperature: float = 0.7  # as best-of-n samples (`SamplingConfig.best_of`)
+    # The shipped pools' temperature (the reward model's training pools, the dev pool of its card). Live
+    # best-of-n samples cooler, at `BEST_OF_TEMPERATURE`, which is as accurate and faster.
+    temperature: float = 0.7
     reading_temperature: float | None = None  # the reader's choices (`SamplingConfig`); None: temperature
     top_p: float = 0.95
     seed: int = 0  # each question's sampling seed comes from (seed, question), so a resumed run is the same
