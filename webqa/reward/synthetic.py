@@ -158,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --comparisons: add up to K decisive pairs of answer variants per question")
     parser.add_argument("--policy", help="a policy folder (default: the shipped one)")
     parser.add_argument("--reward", help="a reward model folder: score every candidate")
-    parser.add_argument("--temperature", type=float, default=0.7, help="of the model's actions and clicks, "
-                        "and of the reader's choices unless --reading-temperature is given (default 0.7)")
+    parser.add_argument("--temperature", type=float, default=PoolConfig.temperature, help="of the model's "
+                        "actions and clicks, and of the reader's choices unless --reading-temperature is given "
+                        "(default %(default)s, the shipped pools')")
     parser.add_argument("--reading-temperature", type=float,
                         help="of the reader's choices alone: whether and what to quote, and the answer drawn")
     parser.add_argument("--max-actions", type=int, help="browser actions per episode (default: the policy's)")
