@@ -24,7 +24,8 @@ import torch  # noqa: E402
 from webqa.agent import load_sampler  # noqa: E402
 from webqa.env import Browser, LocalCorpus  # noqa: E402
 from webqa.policy.expert import POLICY_BROWSER  # noqa: E402
-from webqa.policy.rollout import Sampler, SamplingConfig, SamplerStats, run_episodes  # noqa: E402
+from webqa.policy.rollout import SamplingConfig, run_episodes  # noqa: E402
+from webqa.policy.sampler import Sampler, SamplerStats  # noqa: E402
 from webqa.qa import load_questions  # noqa: E402
 
 QUESTIONS = ["Which river flows through Vienna?", "Who painted the Mona Lisa?", "What is the capital of Australia?",

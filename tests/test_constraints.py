@@ -7,7 +7,8 @@ from tests.tiny import tiny_policy_folder
 from webqa.env import Browser, BrowserSettings
 from webqa.policy.constraints import ActionGrammar, AnswerGrammar, CitationEnding, action_grammar
 from webqa.policy.model import load_model
-from webqa.policy.rollout import Sampler, SamplingConfig, finish_answers, run_episodes
+from webqa.policy.rollout import SamplingConfig, finish_answers, run_episodes
+from webqa.policy.sampler import Sampler
 from webqa.scoring import MAX_ANSWER_WORDS, answer_words, is_correct
 
 

@@ -9,7 +9,7 @@ from webqa.demos import mixed_questions
 from webqa.env import Browser
 from webqa.policy.expert import POLICY_BROWSER
 from webqa.policy.model import load_model
-from webqa.policy.rollout import Sampler
+from webqa.policy.sampler import Sampler
 from webqa.policy.expert_text import sentences_in_view
 from webqa.probe import CHOOSERS, MAX_ACTIONS, format_summary, probe
 from webqa.scoring import is_supported

@@ -25,13 +25,13 @@ from webqa.policy.reader import (
     unquoted_in_view,
 )
 from webqa.policy.rollout import (
-    Sampler,
     SamplingConfig,
     quotable_sentences,
     reader_click,
     reader_quote,
     run_episodes,
 )
+from webqa.policy.sampler import Sampler
 
 
 @pytest.fixture(scope="module")

@@ -96,7 +96,7 @@ def run_bm25_sentence(corpus: LocalCorpus) -> Callable[[str], dict]:
 
 def run_rag(corpus: LocalCorpus, base: str | None = None) -> Callable[[str], dict]:
     from webqa.policy.model import load_model
-    from webqa.policy.rollout import Sampler
+    from webqa.policy.sampler import Sampler
 
     model, tokenizer = load_model(base)
     sampler = Sampler(model, tokenizer)

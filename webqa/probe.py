@@ -39,7 +39,8 @@ from webqa.policy.constraints import action_grammar
 from webqa.policy.expert_moves import plan_moves, quote_action
 from webqa.policy.expert_text import passages, sentences_in_view
 from webqa.policy.prompts import action_example
-from webqa.policy.rollout import Sampler, SamplingConfig, mean_log_probabilities
+from webqa.policy.rollout import SamplingConfig
+from webqa.policy.sampler import Sampler, mean_log_probabilities
 from webqa.scoring import is_supported
 
 MAX_ACTIONS = 4  # the policy's actions from the probe state before it counts as not quoting

@@ -94,7 +94,8 @@ class DaggerConfig:
 
 def run_dagger(config: DaggerConfig, questions: list[dict], backend: Backend | None = None,
                progress: bool = True) -> list[dict]:
-    """Run the rounds not finished yet on `questions` (records with id, question, answers); returns every round's figures."""
+    """Run the rounds not finished yet on `questions` (records with id, question, answers); returns every
+    round's figures."""
     if backend is None:
         from webqa.env.local import LocalCorpus
 

@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,13 @@ from webqa.paths import cache_dir
 from webqa.pypi import download, downloads_dir
 
 DEFAULT_MODEL = "smollm2-135m"
+
+# Noise from our dependencies, not for users: peft asks transformers 5 for a property it deprecated each time
+# it wraps a model (every load of the policy or the reward model), and on saving an adapter it looks the base
+# ("smollm2-135m", a name of ours) up on the hub to see if its vocabulary changed, warning twice when offline.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+warnings.filterwarnings("ignore", message="Unable to fetch remote file .* config.json", category=UserWarning)
+warnings.filterwarnings("ignore", message="Could not find a config file in", category=UserWarning)
 
 
 @dataclass(frozen=True)

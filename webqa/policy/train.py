@@ -464,7 +464,7 @@ def load_policy_sampler(path: str | os.PathLike | None = None):
     """A `Sampler` of the policy in `path` (None: the base model), with the prompt format and the
     quote reader saved beside its weights."""
     from webqa.policy.reader import load_reader
-    from webqa.policy.rollout import Sampler
+    from webqa.policy.sampler import Sampler
 
     model, tokenizer = load_policy(path)
     return Sampler(model, tokenizer, PromptFormat.load(path), load_reader(path))
