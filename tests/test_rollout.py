@@ -1,5 +1,8 @@
 """Batched lockstep sampling: exactness against `generate`, shared prefill, whole episodes."""
 
+import warnings
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -7,7 +10,8 @@ from webqa.env import Browser, BrowserSettings
 from webqa.policy.expert_moves import quote_action
 from webqa.policy.expert_text import sentences_in_view
 from webqa.policy.prompts import action_example
-from webqa.policy.rollout import BEST_OF_TEMPERATURE, Sampler, SamplingConfig, choose_quote, run_episodes
+from webqa.policy.rollout import BEST_OF_TEMPERATURE, SamplingConfig, choose_quote, run_episodes, shared_searches
+from webqa.policy.sampler import Sampler, cache_keyword, output_cache
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +41,32 @@ def test_greedy_sampling_matches_generate_on_prompts_of_different_lengths(tiny):
     assert lines == reference_lines(model, tokenizer, prompts, 12, set(sampler.stop_ids.tolist()))
     assert any(lines)
 
+
+
+class OldCacheKeyword(torch.nn.Module):
+    """The tiny model as transformers before 5 called it: the KV cache in and out as `past_key_values`."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None, use_cache=None,
+                logits_to_keep=0):
+        cache = {cache_keyword(self.model): past_key_values}
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                         use_cache=use_cache, logits_to_keep=logits_to_keep, **cache)
+        return SimpleNamespace(logits=out.logits, past_key_values=output_cache(out))
+
+
+def test_the_sampler_passes_its_cache_under_the_name_the_model_takes(tiny):
+    model, tokenizer = tiny
+    prompts = ["The Danube flows through", "Vienna", "The Danube flows through"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # transformers' deprecated `past_key_values` would raise
+        lines = Sampler(model, tokenizer).sample(prompts, max_new_tokens=8, temperature=0)
+    old = Sampler(OldCacheKeyword(model), tokenizer)
+    assert old._cache_keyword == "past_key_values"
+    assert old.sample(prompts, max_new_tokens=8, temperature=0) == lines and any(lines)
 
 def test_prompts_read_one_by_one_decode_as_the_padded_batch_does(tiny):
     model, tokenizer = tiny
@@ -258,3 +288,22 @@ def test_episodes_with_specific_finds_look_for_what_specific_find_picks(tiny, co
         reference.step(action)
     assert episode.steps[2].action == specific_find(reference) != "Find in page: the"
     assert episode.steps[2].error is None
+
+
+def test_searches_the_backend_answers_alike_are_worded_alike(corpus):
+    browsers = [Browser(corpus) for _ in range(4)]
+    actions = ["Search Who wrote the novel Lolita", "Search who wrote the novel Lolita?", "Search Lolita author",
+               "Find in page: Lolita"]
+    assert shared_searches(browsers, actions) == ["Search Who wrote the novel Lolita"] * 2 + actions[2:]
+
+    class KeylessBackend:  # a backend that says nothing about which queries it answers alike
+        name = "keyless"
+
+        def search(self, query, k=10):
+            return corpus.search(query, k)
+
+        def fetch(self, url):
+            return corpus.fetch(url)
+
+    keyless = [Browser(KeylessBackend()) for _ in range(2)]
+    assert shared_searches(keyless, actions[:2]) == actions[:2]

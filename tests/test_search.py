@@ -93,3 +93,17 @@ def test_a_source_filter_keeps_results_from_that_source(corpus):
     titles = {r.title for r in results}
     assert titles <= {t for t in corpus.titles()}
     assert "Super Bowl 50" in titles
+
+
+def test_queries_with_one_search_key_get_the_same_results(corpus):
+    key = corpus.search_key
+    pairs = [("Who wrote the novel Lolita", "who wrote  the novel lolita?"),
+             ("Which river flows through Vienna", "Vienna: which river flows through"),
+             ("vienna", "Vienna")]
+    for first, second in pairs:
+        assert key(first) == key(second)
+        assert corpus.search(first) == corpus.search(second) and corpus.search(first)
+    # Other content words, or a query that is exactly a title, make another key.
+    assert key("Lolita novel author") != key("Who wrote the novel Lolita")
+    assert key("Vienna") != key("the Vienna")
+    assert corpus.search("Vienna")[0].title == "Vienna" != corpus.search("the Vienna")[0].title

@@ -21,7 +21,12 @@ class Offline(BackendError):
 
 @runtime_checkable
 class Backend(Protocol):
-    """Search and fetch. Implementations raise `BackendError` with a clear message."""
+    """Search and fetch. Implementations raise `BackendError` with a clear message.
+
+    A backend may also define `search_key(query)`: a value that two queries share when they are bound
+    to return the same results (for instance, up to case). Episodes sampled in lockstep then word such
+    searches alike and stay in one state (`webqa.policy.rollout.shared_searches`).
+    """
 
     name: str
 

@@ -148,9 +148,9 @@ class LocalCorpus:
                 (match_any(words), k),
             )]
             # A page whose title is exactly the query comes first, as on Wikipedia.
-            exact = self._query("SELECT page_id FROM keys WHERE key = ?", (title_key(query),))
-            if exact and ranked:
-                ranked = [exact[0][0]] + [rowid for rowid in ranked if rowid != exact[0][0]][: k - 1]
+            exact = self._titled(query)
+            if exact is not None and ranked:
+                ranked = [exact] + [rowid for rowid in ranked if rowid != exact][: k - 1]
         else:
             ranked = [row[0] for row in self._query(
                 "SELECT fts.rowid FROM fts JOIN pages p ON p.id = fts.rowid WHERE fts MATCH ? AND p.source = ? "
@@ -164,6 +164,16 @@ class LocalCorpus:
         found = {rowid: SearchResult(title=t, url=u, snippet=snippet(self._best_passage(words, first, last), words))
                  for rowid, t, u, first, last in rows}
         return [found[rowid] for rowid in ranked]
+
+    def search_key(self, query: str) -> tuple:
+        """What `search` reads of a query: its content words and the page titled by it, if any. Queries with
+        equal keys get the same results (see `Backend`)."""
+        return tuple(sorted(query_words(query, self._common_words))), self._titled(query)
+
+    def _titled(self, query: str) -> int | None:
+        """The id of the page whose title the query is, if any."""
+        exact = self._query("SELECT page_id FROM keys WHERE key = ?", (title_key(query),))
+        return exact[0][0] if exact else None
 
     def _best_passage(self, words: list[str], first: int, last: int) -> str:
         """The page's paragraph (passages first..last) that best matches the words; else its first one.

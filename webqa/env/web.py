@@ -141,6 +141,10 @@ class WebBackend:
             results.append(SearchResult(title=title, url=url, snippet=snippet))
         return results[:k]
 
+    def search_key(self, query: str) -> str:
+        """Queries with equal keys get the same results (see `Backend`): search engines ignore case and spacing."""
+        return " ".join(query.split()).casefold()
+
     def fetch(self, url: str) -> Document:
         """The page at an http(s) URL, following up to `max_redirects` checked redirects."""
         start = url = url.strip()
