@@ -504,3 +504,9 @@ def test_default_backend_without_network_fails_fast(tmp_path, monkeypatch):
             with pytest.raises(Offline, match="web is unreachable.*offline encyclopedia"):
                 action(backend)
         assert time.monotonic() - started < 5
+
+
+def test_searches_differing_in_case_and_spacing_share_a_key(tmp_path):
+    with WebBackend(cache_dir=tmp_path) as backend:
+        assert backend.search_key("Who wrote  Lolita") == backend.search_key("who wrote lolita")
+        assert backend.search_key('"Lolita" author') != backend.search_key("Lolita author")  # quotes mean a phrase
