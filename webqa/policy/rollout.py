@@ -263,6 +263,8 @@ def shared_searches(browsers: list[Browser], actions: list[str]) -> list[str]:
     answer alike (`search_key`: the local encyclopedia reads only a query's content words). Sampled episodes
     often write the greedy one's search in other words ("who wrote" for "Who wrote"); so worded, they stay
     in its state, whose next prompt lockstep reads once, and see the same results as they would have."""
+    if sum(action.startswith(SEARCH) for action in actions) < 2:  # nothing to word alike (as with n=1)
+        return actions
     first: dict[tuple, str] = {}
     worded = []
     for browser, action in zip(browsers, actions):

@@ -127,16 +127,18 @@ class Sampler:
         for ids in prompts:
             reused, cache = self.prefixes.longest_start(ids) if self.prefixes is not None else (0, None)
             row = torch.tensor([ids[reused:]], device=self.device)
-            outs.append(self._forward(cache, input_ids=row, logits_to_keep=1))
-            layers = getattr(outs[-1][1], "layers", None)
+            logits, cache = self._forward(cache, input_ids=row, logits_to_keep=1)
+            layers = getattr(cache, "layers", None)
             if not (layers and all(type(layer).__name__ == "DynamicLayer" for layer in layers)):
                 self.prefill, self.prefixes = "batch", None
                 return self._prefill_batch(prompts)
             if self.prefixes is not None:
-                self.prefixes.remember(ids, outs[-1][1])
+                self.prefixes.remember(ids, cache)
+            outs.append((logits, cache))
             self.stats.prefill_reused_tokens += reused
             self.stats.prefill_padded_tokens += len(ids) - reused
-        cache, layers = outs[0][1], outs[0][1].layers
+        cache = outs[0][1]
+        layers = cache.layers
         width = max(len(ids) for ids in prompts)
         mask = torch.zeros(len(prompts), width, dtype=torch.long, device=self.device)
         for index, ids in enumerate(prompts):
