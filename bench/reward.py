@@ -8,8 +8,9 @@ in one forward pass), after a warm-up question that loads both models, and print
 the medians and their ratio (the target: best-of-4 <= 2x best-of-1), with where
 the time went: the policy's prefill (tokens read; tokens computed, with any
 padding and without the starts reused from earlier prompts; tokens reused) and
-decoding (rows times steps; tokens a grammar forced, read without a step of
-their own), and the rest. Without a reward model (none shipped,
+decoding (rows times steps; rows the passes read, where episodes with the same
+line so far share one; tokens a grammar forced, read without a step of their
+own), and the rest. Without a reward model (none shipped,
 none given) n=4 falls back to the citation check, so the ratio then measures
 sampling alone; the scoring line shows what the reward model adds.
 """
@@ -41,7 +42,7 @@ def run(question: str, n: int, policy: str | None, reward: str | None) -> dict[s
             "other s": seconds - stats.prefill_seconds - stats.decode_seconds,
             "prefill tokens": stats.prefill_tokens, "prefill tokens computed": stats.prefill_padded_tokens,
             "prefill tokens reused": stats.prefill_reused_tokens, "decode steps x rows": stats.decode_tokens,
-            "forced tokens": stats.forced_tokens}
+            "decode rows read": stats.decode_rows_read, "forced tokens": stats.forced_tokens}
 
 
 def scoring_seconds(reward: str | None, n: int, questions: list[str], policy: str | None) -> float | None:

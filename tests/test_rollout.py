@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from webqa.env import Browser, BrowserSettings
+from webqa.policy.constraints import ActionGrammar
 from webqa.policy.expert_moves import quote_action
 from webqa.policy.expert_text import sentences_in_view
 from webqa.policy.prompts import action_example
@@ -91,6 +92,19 @@ def test_identical_prompts_are_prefilled_once(tiny):
     assert sampler.stats.prefill_tokens == length + len(tokenizer("Vienna", add_special_tokens=False)["input_ids"])
     assert len(set(lines[:4])) == 1
     assert lines[:4] == sampler.sample([prompt], max_new_tokens=6, temperature=0) * 4
+
+
+def test_prompts_with_the_same_line_so_far_share_a_decoding_row_until_they_draw_apart(tiny):
+    model, tokenizer = tiny
+    prompt = "The Danube is a river in Europe"
+    # The first two rows decode alike; the third is held to a grammar, so it draws apart at its first token
+    # and then reads forced tokens in chunks of their own.
+    grammars = [None, None, ActionGrammar(fixed=["Scrolled down 1", "Scrolled down 2"], free=[])]
+    sampler = Sampler(model, tokenizer)
+    lines = sampler.sample([prompt] * 3, max_new_tokens=10, temperature=0, grammars=grammars)
+    alone = [Sampler(model, tokenizer).sample([prompt], 10, temperature=0, grammars=[g])[0] for g in grammars]
+    assert lines == alone and lines[0] != lines[2]
+    assert sampler.stats.decode_rows_read < sampler.stats.decode_tokens  # the first two read one row
 
 
 def test_a_prompt_starting_like_an_earlier_one_is_read_from_its_cache_and_decodes_the_same(tiny):

@@ -6,7 +6,8 @@
 Every call reads its prompts in a prefill, then decodes all rows token by token
 as one batch with a KV cache until each row ends its line. Identical prompts
 (lockstep episodes often share a state) are prefilled once and their cache is
-shared. On CPU, distinct prompts are prefilled one by one and their caches
+shared, and they share one row of the decoding batch until their lines draw
+apart. On CPU, distinct prompts are prefilled one by one and their caches
 joined: padded to one batch, prompts of unequal lengths cost more, and a prompt
 read alone can start from the cache of the start it shares with a prompt read
 before, such as the last step's observation (`webqa.policy.prefix_cache`).
@@ -54,7 +55,8 @@ class SamplerStats:
     prefill_padded_tokens: int = 0  # tokens computed: a batch pads prompts to the longest; reused starts are not read
     prefill_reused_tokens: int = 0  # tokens whose keys and values came from an earlier prompt (`PrefixCache`)
     prefill_seconds: float = 0.0
-    decode_tokens: int = 0  # rows times decoding steps
+    decode_tokens: int = 0  # tokens drawn: prompts decoding times decoding steps
+    decode_rows_read: int = 0  # rows the decoding passes read: prompts with the same line so far share one
     forced_tokens: int = 0  # tokens a grammar forced, read in the step of the token before them
     decode_seconds: float = 0.0
 
@@ -173,55 +175,70 @@ class Sampler:
         self.stats.prefill_tokens += int(mask.sum())
         self.stats.prefill_seconds += time.perf_counter() - start
         positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: count real tokens only
-        if len(unique) < len(prompts):  # share the prefill of identical prompts
-            rows = torch.tensor([unique.index(p) for p in prompts], device=self.device)
-            cache.reorder_cache(rows)
-            logits, mask, positions = logits[rows], mask[rows], positions[rows]
         next_position = positions[:, -1] + 1
+        # Each batch row is one distinct line so far: prompts that are identical, and have drawn the same
+        # tokens since, share a row (lockstep episodes often share a state, and a sampled line mostly draws
+        # what the greedy one does). `row_of[i]` is prompt i's row; a row splits where its prompts draw apart.
+        row_of = [unique.index(prompt) for prompt in prompts]
+        rows_read = len(unique)
 
         outputs: list[list[int]] = [[] for _ in prompts]
-        live = list(range(len(prompts)))  # which prompt each batch row belongs to
+        live = list(range(len(prompts)))  # the prompts still decoding
         start = time.perf_counter()
         for _ in range(max_new_tokens):
-            logits = logits.float()
+            logits = logits.float()[torch.tensor([row_of[i] for i in live], device=self.device)]
             if grammars is not None:
                 logits = self._constrain(logits, [grammars[i] for i in live], [outputs[i] for i in live])
             tokens = _pick(logits, [temperatures[i] for i in live], top_p, generator)
             finished = torch.isin(tokens, self.stop_ids)
-            chunks = []  # per row, the tokens to read next: the one drawn, then any the grammar forces
-            for row, token in enumerate(tokens.tolist()):
-                i = live[row]
+            chunks = []  # per live prompt, the tokens to read next: the one drawn, then any the grammar forces
+            for position, token in enumerate(tokens.tolist()):
+                i = live[position]
                 if token != self.tokenizer.eos_token_id:  # a newline token may carry text before its newline
                     outputs[i].append(token)
-                forced = [] if finished[row] or grammars is None else self._forced(grammars[i], outputs[i])
+                forced = [] if finished[position] or grammars is None else self._forced(grammars[i], outputs[i])
                 forced = forced[: max_new_tokens - len(outputs[i])]
                 outputs[i] += forced
                 self.stats.forced_tokens += len(forced)
                 chunks.append([token] + forced)
-                if stop_at is not None and stop_at[i] is not None and not finished[row]:
-                    finished[row] = self._line(outputs[i]).startswith(stop_at[i])
-                finished[row] |= len(outputs[i]) >= max_new_tokens  # forced tokens count too
+                if stop_at is not None and stop_at[i] is not None and not finished[position]:
+                    finished[position] = self._line(outputs[i]).startswith(stop_at[i])
+                finished[position] |= len(outputs[i]) >= max_new_tokens  # forced tokens count too
             self.stats.decode_tokens += len(live)
-            keep = (~finished).nonzero().flatten()
-            if len(keep) == 0:
+            # The next rows: one per distinct (row, chunk) of the prompts decoding on.
+            rows: dict[tuple, int] = {}
+            parents, reads = [], []  # each new row's old row, and the chunk it reads
+            for position, i in enumerate(live):
+                if finished[position]:
+                    continue
+                key = (row_of[i], tuple(chunks[position]))
+                if key not in rows:
+                    rows[key] = len(parents)
+                    parents.append(row_of[i])
+                    reads.append(chunks[position])
+                row_of[i] = rows[key]
+            live = [i for position, i in enumerate(live) if not finished[position]]
+            if not live:
                 break
-            if len(keep) < len(live):  # drop finished rows from the batch
-                cache.batch_select_indices(keep)
-                live = [live[row] for row in keep.tolist()]
-                chunks, mask, next_position = [chunks[row] for row in keep.tolist()], mask[keep], next_position[keep]
+            if parents != list(range(rows_read)):  # rows finished or split: select (copies) the cache
+                select = torch.tensor(parents, device=self.device)
+                cache.batch_select_indices(select)
+                mask, next_position = mask[select], next_position[select]
+                rows_read = len(parents)
             # Rows read chunks of different lengths as one batch: the shorter ones are padded on the right,
             # and the mask hides the padding's keys and values from every later token.
-            width = max(map(len, chunks))
-            inputs = torch.full((len(live), width), self.tokenizer.pad_token_id, device=self.device)
-            read = torch.zeros(len(live), width, dtype=mask.dtype, device=self.device)
-            for row, chunk in enumerate(chunks):
+            width = max(map(len, reads))
+            inputs = torch.full((rows_read, width), self.tokenizer.pad_token_id, device=self.device)
+            read = torch.zeros(rows_read, width, dtype=mask.dtype, device=self.device)
+            for row, chunk in enumerate(reads):
                 inputs[row, : len(chunk)] = torch.tensor(chunk, device=self.device)
                 read[row, : len(chunk)] = 1
             mask = torch.cat([mask, read], dim=1)
             positions = next_position[:, None] + torch.arange(width, device=self.device)
             logits, cache = self._forward(cache, input_ids=inputs, attention_mask=mask, position_ids=positions)
+            self.stats.decode_rows_read += rows_read
             lengths = read.sum(1)
-            logits = logits[torch.arange(len(live), device=self.device), lengths - 1]
+            logits = logits[torch.arange(rows_read, device=self.device), lengths - 1]
             next_position = next_position + lengths
         self.stats.decode_seconds += time.perf_counter() - start
         return [self._line(ids) for ids in outputs]
