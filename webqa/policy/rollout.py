@@ -45,7 +45,7 @@ StepCallback = Callable[[int, str, StepResult, Browser], None]
 
 CLICK = "Clicked on link "
 LEAVING = ("Back", "End:", SEARCH, CLICK)  # actions that leave the page in view
-BEST_OF_TEMPERATURE = 0.5  # the sampled episodes of best-of-n (see `SamplingConfig.best_of`)
+BEST_OF_TEMPERATURE = 0.3  # the sampled episodes of best-of-n (see `SamplingConfig.best_of`)
 
 
 @dataclass
@@ -96,12 +96,13 @@ class SamplingConfig:
         """The agent's sampling for n episodes: greedy for one; for several, the first greedy and the rest
         sampled at BEST_OF_TEMPERATURE, so that the candidates differ.
 
-        Why 0.5 (the 200 dev questions, best-of-4 against the greedy episode's 0.290 and 4.28 s median):
-        at 0.7 it scored 0.305-0.310 in a median 11.56 s a question (2.38x the greedy episode's seconds,
-        median per question); at 0.5, 0.300 in 9.16 s (1.85x): as accurate within a question or two, and faster.
+        Why 0.3 (`bench/temperatures.py` on the first 120 of the 200 dev questions, each answered greedily, then
+        at 0.5 and at 0.3, back to back): the greedy episode scored 0.300, best-of-4 0.342 at both temperatures
+        (6 questions gained, 1 lost), in 2.03x the greedy episode's median seconds at 0.3 against 2.20x at 0.5.
+        Cooler episodes more often share a state, whose prompt lockstep reads once (1.73x the greedy prefill
+        tokens against 1.91x). Earlier, at 0.7, best-of-4 was as accurate and slower still (2.38x per question).
         Sampling only the reader's choices while the model navigates greedily (`temperature=0,
-        reading_temperature=0.7`) was cheaper still (1.89x against 0.7's 2.30x in that run) but gained
-        nothing over the greedy episode (0.290 both)."""
+        reading_temperature=0.7`) was cheaper but gained nothing over the greedy episode (0.290 both on all 200)."""
         return cls(**({"temperature": 0.0 if n == 1 else BEST_OF_TEMPERATURE, "greedy_first": n > 1} | settings))
 
     def temperatures(self, n: int) -> list[float]:
