@@ -21,7 +21,7 @@ SHIPPED_POLICY = DATA_DIR / "policy"
 SHIPPED_REWARD = DATA_DIR / "reward"
 NO_ANSWER = "No answer found: the agent collected no quotes for this question."
 # Best-of-4 (the greedy episode and 3 sampled, the reward model choosing) answers 0.310 of the 200 dev
-# questions against 0.290 for the greedy episode alone, at 2-2.3x its time (webqa/data/reward/README.md).
+# questions against 0.290 for the greedy episode alone, in 1.94x its median time (webqa/data/reward/README.md).
 DEFAULT_N = 4
 
 
