@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from webqa.agent import answer, load_sampler  # noqa: E402
-from webqa.evaluate import score  # noqa: E402
+from webqa.evaluate import read_questions, score  # noqa: E402
 from webqa.policy.rollout import SamplingConfig  # noqa: E402
 from webqa.policy.sampler import SamplerStats  # noqa: E402
 
@@ -89,8 +89,7 @@ def main() -> None:
     parser.add_argument("--policy", help="policy folder (default: the shipped one)")
     parser.add_argument("--reward", help="reward model folder (default: the shipped one)")
     args = parser.parse_args()
-    with open(args.questions, encoding="utf-8") as lines:
-        records = [json.loads(line) for line in lines][: args.limit]
+    records = read_questions(args.questions, args.limit)
     out = Path(args.out)
     rows = [json.loads(line) for line in out.open(encoding="utf-8")] if out.exists() else []
     done = {row["question"] for row in rows}
