@@ -66,6 +66,9 @@ def summary(rows: list[dict], names: list[str]) -> None:
     print(f"{len(rows)} questions")
     print(f"{'':<10}{'accuracy':>9}{'gained':>7}{'lost':>5}{'oracle':>8}{'median s':>9}"
           f"{'ratio of medians':>17}{'per-question ratio':>19}{'prefill tokens':>15}")
+    greedy = [r[GREEDY] for r in rows]
+    print(f"{GREEDY:<10}{statistics.mean(g['correct'] for g in greedy):>9.3f}{'':>7}{'':>5}"
+          f"{statistics.mean(g['correct'] for g in greedy):>8.3f}{greedy_median:>9.2f}{1:>17.2f}{1:>19.2f}{1:>15.2f}")
     for name in names:
         mine = [r[name] for r in rows]
         pairs = list(zip(mine, (r[GREEDY] for r in rows)))

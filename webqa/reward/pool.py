@@ -38,8 +38,8 @@ class PoolConfig:
     """How a pool is sampled."""
 
     n: int = 8  # episodes per question
-    # The shipped pools' temperature (the reward model's training pools, the dev pool of its card). Live
-    # best-of-n samples cooler, at `BEST_OF_TEMPERATURE`: about as accurate, and faster.
+    # The shipped pools' temperature (the reward model's training pools, the dev pool of its card), and
+    # live best-of-n's (`BEST_OF_TEMPERATURE`).
     temperature: float = 0.7
     reading_temperature: float | None = None  # the reader's choices (`SamplingConfig`); None: temperature
     top_p: float = 0.95
