@@ -8,16 +8,16 @@ Each question is answered greedily (n=1) and with best-of-n at each temperature
 (`SamplingConfig.best_of(n, temperature=T)`, seeded by the question), one right
 after the other in a rotated order, so that the machine's drift stays within a
 question. Every result is graded against the gold answers and appended to
-`--out` (a rerun resumes). Printed: per setting, accuracy, the questions gained
-and lost against greedy, the oracle (some candidate correct), the median
-seconds and the two ratios against greedy (of the medians; the median of the
-per-question ratios), and the prefill tokens computed (median per-question ratio).
+`--out` (a rerun resumes; `.gz` files too). Printed: per setting, accuracy,
+the questions gained and lost against greedy, the oracle (some candidate
+correct), the median seconds and the two ratios against greedy (of the
+medians; the median of the per-question ratios), and the prefill tokens
+computed (median per-question ratio).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import zlib
@@ -31,6 +31,7 @@ from webqa.agent import answer, load_sampler  # noqa: E402
 from webqa.evaluate import read_questions, score  # noqa: E402
 from webqa.policy.rollout import SamplingConfig  # noqa: E402
 from webqa.policy.sampler import SamplerStats  # noqa: E402
+from webqa.records import append_record, read_records  # noqa: E402
 
 GREEDY = "greedy"
 
@@ -67,11 +68,12 @@ def summary(rows: list[dict], names: list[str]) -> None:
     print(f"{'':<10}{'accuracy':>9}{'gained':>7}{'lost':>5}{'oracle':>8}{'median s':>9}"
           f"{'ratio of medians':>17}{'per-question ratio':>19}{'prefill tokens':>15}")
     greedy = [r[GREEDY] for r in rows]
-    print(f"{GREEDY:<10}{statistics.mean(g['correct'] for g in greedy):>9.3f}{'':>7}{'':>5}"
-          f"{statistics.mean(g['correct'] for g in greedy):>8.3f}{greedy_median:>9.2f}{1:>17.2f}{1:>19.2f}{1:>15.2f}")
+    greedy_accuracy = statistics.mean(g["correct"] for g in greedy)  # also its oracle: it has one candidate
+    print(f"{GREEDY:<10}{greedy_accuracy:>9.3f}{'':>7}{'':>5}{greedy_accuracy:>8.3f}{greedy_median:>9.2f}"
+          f"{1:>17.2f}{1:>19.2f}{1:>15.2f}")
     for name in names:
         mine = [r[name] for r in rows]
-        pairs = list(zip(mine, (r[GREEDY] for r in rows)))
+        pairs = list(zip(mine, greedy))
         median = statistics.median(m["seconds"] for m in mine)
         print(f"{name:<10}{statistics.mean(m['correct'] for m in mine):>9.3f}"
               f"{sum(m['correct'] and not g['correct'] for m, g in pairs):>7}"
@@ -94,7 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     records = read_questions(args.questions, args.limit)
     out = Path(args.out)
-    rows = [json.loads(line) for line in out.open(encoding="utf-8")] if out.exists() else []
+    rows = read_records(out, dict, "result") if out.exists() else []  # a line a killed run cut off is skipped
     done = {row["question"] for row in rows}
     settings = [(GREEDY, None)] + [(f"T={t}", t) for t in args.temperatures]
     torch.manual_seed(0)
@@ -104,8 +106,7 @@ def main() -> None:
             continue
         turn = index % len(settings)  # each setting runs first as often as the others
         row = run_question(record, settings[turn:] + settings[:turn], args.n, args.policy, args.reward)
-        with out.open("a", encoding="utf-8") as sink:
-            sink.write(json.dumps(row) + "\n")
+        append_record(out, row)
         rows.append(row)
         print(f"{len(rows)}/{len(records)} " + ", ".join(f"{name} {row[name]['seconds']:.1f} s"
                                                          f"{' correct' if row[name]['correct'] else ''}"
