@@ -5,17 +5,9 @@ import json
 import pytest
 
 from webqa.env import Browser
-from webqa.evaluate import (
-    STAGES,
-    best_sentence,
-    evaluate,
-    format_report,
-    furthest_stage,
-    read_questions,
-    score,
-    summarize,
-)
+from webqa.evaluate import best_sentence, evaluate, furthest_stage, read_questions, score
 from webqa.policy.expert import POLICY_BROWSER
+from webqa.report import STAGES, build_report, format_report, summarize
 
 
 def test_score_counts_correct_supported_cited_and_invalid():
@@ -70,7 +62,7 @@ def test_bm25_baseline_runs_resumes_and_reports(corpus, tmp_path):
 def test_an_unknown_system_is_refused_before_anything_is_written(tmp_path):
     questions = tmp_path / "q.jsonl"
     questions.write_text('{"question": "Who wrote Hamlet?", "answers": ["Shakespeare"]}\n')
-    with pytest.raises(ValueError, match="unknown system policy-free: choose from policy, policy-unconstrained"):
+    with pytest.raises(ValueError, match="unknown system policy-free: choose from policy, policy-n1, script"):
         evaluate(questions, tmp_path / "report.json", systems=("bm25-sentence", "policy-free"))
     assert not (tmp_path / "report.jsonl").exists()
 
@@ -112,3 +104,44 @@ def test_the_report_shows_the_policys_stages(corpus):
     assert "stages" not in baseline
     table = format_report({"systems": {"policy": figures, "bm25-sentence": baseline}})
     assert "how far the episodes got" in table and all(stage in table for stage in STAGES)
+
+
+def _row(question, correct):
+    return {"question": question, "correct": correct, "supported": correct, "citations_valid": True,
+            "answered": True, "words": 5, "actions": 3, "invalid_actions": 0, "seconds": 1.0}
+
+
+def test_report_has_intervals_rows_per_source_and_paired_sign_tests():
+    questions = [f"q{i}" for i in range(12)]
+    sources = {q: ("squad" if i < 6 else "nq") for i, q in enumerate(questions)}
+    agent = [_row(q, i < 9) for i, q in enumerate(questions)]  # right on q0..q8
+    baseline = [_row(q, i in (0, 9)) for i, q in enumerate(questions)]  # right on q0 and q9
+    report = build_report({"bm25-sentence": baseline, "policy": agent}, sources)
+    figures = report["systems"]["policy"]
+    assert figures["accuracy"] == 0.75 and figures["accuracy_ci"][0] < 0.75 < figures["accuracy_ci"][1]
+    assert report["sources"]["squad"]["policy"]["accuracy"] == 1.0
+    assert report["sources"]["nq"]["policy"]["accuracy"] == 0.5
+    assert report["agent"] == "policy"
+    # Discordant: the agent alone on q1..q8 (8), the baseline alone on q9 (1): p = 2·(1+9)/512.
+    assert report["paired"]["bm25-sentence"] == {"questions": 12, "agent_only": 8, "other_only": 1,
+                                                 "p_value": pytest.approx(20 / 512)}
+    table = format_report(report)
+    assert "accuracy squad (6)" in table and "0.750 [" in table and "0.0391" in table
+
+
+def test_script_runs_end_to_end_without_a_model(corpus, tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"question": "Who painted the Mona Lisa?", "answers": ["Leonardo"], "dataset": "nq"}\n')
+    report = evaluate(questions, tmp_path / "report.json", systems=("script",))
+    row = json.loads((tmp_path / "report.jsonl").read_text().splitlines()[0])
+    assert row["trajectory"][0] == "Search Who painted the Mona Lisa?"
+    assert row["trajectory"][1].startswith("Clicked on link ") and row["trajectory"][-1] == "End: Answer"
+    assert any(a.startswith("Quote: ") for a in row["trajectory"]) and row["answer"].endswith("[1].")
+    assert report["systems"]["script"]["citation_validity"] == 1.0 and report["sources"]["nq"]["script"]
+
+
+def test_script_needs_a_policy_folder_with_a_reader(corpus, tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"question": "Who wrote Hamlet?", "answers": ["Shakespeare"]}\n')
+    with pytest.raises(ValueError, match="needs a policy folder with a reader"):
+        evaluate(questions, tmp_path / "report.json", systems=("script",), policy=str(tmp_path))

@@ -77,9 +77,10 @@ def cmd_ask(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from webqa.evaluate import evaluate, format_report
+    from webqa.evaluate import SYSTEMS, evaluate
+    from webqa.report import format_report
 
-    systems = tuple(args.systems.split(",")) if args.systems else ("policy", "bm25-sentence", "rag")
+    systems = tuple(args.systems.split(",")) if args.systems else SYSTEMS
     systems = tuple(s for s in systems if s != "none")  # --systems none: only the best-of-k pool
     if systems:
         report = evaluate(args.questions, args.out, n=args.n, limit=args.limit, systems=systems,
@@ -236,11 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     eval_ = commands.add_parser("eval", help="evaluate the policy against the baselines")
     eval_.add_argument("--questions", required=True, help="JSONL with question and answers per line")
     eval_.add_argument("--out", required=True, help="the report (JSON); per-question results go beside it")
-    eval_.add_argument("--n", type=int, default=1, help="episodes per question for the policy")
+    eval_.add_argument("--n", type=int, default=DEFAULT_N,
+                       help=f"episodes per question for the policy (best-of-n; default {DEFAULT_N}, as webqa ask)")
     eval_.add_argument("--limit", type=int, help="only the first K questions")
-    eval_.add_argument("--systems", help="comma-separated subset of policy,bm25-sentence,rag (the default), "
-                       "policy-unconstrained, policy-written-quotes, policy-model-finds, policy-sentence-quotes, "
-                       "or none")
+    eval_.add_argument("--systems", help="comma-separated systems; by default bm25-sentence,script,rag,policy-n1,"
+                       "policy; ablations: policy-unconstrained, policy-written-quotes, "
+                       "policy-model-finds, policy-sentence-quotes, ...; none: only the --pool")
     eval_.add_argument("--policy", help="a policy folder (default: the shipped one)")
     eval_.add_argument("--pool", type=int, help="best-of-k: sample N episodes per question once (e.g. 8)")
     eval_.add_argument("--reward", help="a reward model folder (default: the shipped one)")
@@ -295,8 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     qa = commands.add_parser("qa", help="build or describe the question-answering data")
     qa.add_argument("action", choices=["build", "stats", "export"])
-    qa.add_argument("--split", default="dev", help="with export: train or dev")
-    qa.add_argument("--n", type=int, default=200, help="with export: how many questions (half SQuAD)")
+    qa.add_argument("--split", default="dev", choices=["train", "dev", "final"],
+                    help="with export: train, dev (choose settings here) or final (report only, all 500)")
+    qa.add_argument("--n", type=int, help="with export: how many questions (train/dev: 200, half SQuAD; "
+                    "final: all 500)")
     qa.add_argument("--seed", type=int, default=0)
     qa.add_argument("--out", default="dev200.jsonl", help="with export: the questions file to write")
     qa.set_defaults(run=cmd_qa)

@@ -170,6 +170,20 @@ def read_squad_articles(sdist: Path) -> list[Page]:
     return pages
 
 
+def read_squad_question_articles(sdist: Path) -> dict[str, str]:
+    """Each SQuAD v1.1 dev question (whitespace collapsed) -> the title of the article it was written on.
+
+    The questions are read only to split them by article (`webqa.qa`), never as page text."""
+    member = SQUAD_MEMBERS[0]  # squaddev_v1.1.json: SQuAD v1.1 dev, with its article titles
+    with tarfile.open(sdist) as tar:
+        for entry in tar:
+            if entry.name.endswith(member):
+                data = json.load(tar.extractfile(entry))["data"]
+                return {" ".join(qa["question"].split()): normalise_title(article["title"])
+                        for article in data for paragraph in article["paragraphs"] for qa in paragraph["qas"]}
+    raise FileNotFoundError(f"{sdist.name} lacks {member}")
+
+
 def _clean_context(text: str) -> str:
     """Remove what leaked into a few contexts from Wikipedia's HTML: TeX, template errors, CSS."""
     text = _drop_braced(text, "{\\displaystyle")  # a formula's TeX source, after its text rendering

@@ -1,14 +1,19 @@
-"""The evaluation harness: the policy against two baselines, on the same questions, in one run.
+"""The evaluation harness: the agent, its ablations and two baselines, on the same questions, in one run.
 
-    webqa eval --questions dev200.jsonl [--n 1] [--limit K] --out report.json
+    webqa qa export --split final --out final.jsonl
+    webqa eval --questions final.jsonl --out results/final.json [--n 4] [--limit K] [--systems ...]
 
-Each line of the questions file has `question` and `answers` (gold aliases).
-Every (system, question) result is appended to `<out>.jsonl` as soon as it is
-known, so a killed run resumes where it stopped; the summary goes to `<out>`.
+Each line of the questions file has `question` and `answers` (gold aliases), and `dataset` (its
+source: triviaqa, nq, squad) for the rows per source. Every (system, question) result is appended to
+`<out>.jsonl` as soon as it is known, so a killed run resumes where it stopped; the report
+(`webqa.report`: 95% intervals, rows per source, paired sign tests of the agent against each other
+system) goes to `<out>`.
 
-Systems:
-- `policy`: the behavior-cloned browsing agent (`webqa.answer`, best of n); the
-  report also says how far each episode got towards the answer (`STAGES`);
+Systems (the default runs all five, the cheap ones first):
+- `policy`: the behavior-cloned browsing agent as `webqa.answer` runs it (best of `--n`, default
+  `DEFAULT_N`); the report also says how far each episode got towards the answer (`STAGES`);
+- `policy-n1`: the same agent's greedy episode alone (n=1);
+- `script`: the same pipeline with a fixed script in place of the language model (`webqa.policy.script`);
 - `bm25-sentence`: the sentence of the top search result that overlaps the question most;
 - `rag`: the base model, not fine-tuned, reading the top search result and answering in one sentence.
 """
@@ -17,18 +22,19 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
 import time
 from pathlib import Path
 from typing import Callable
 
 from tqdm import tqdm
 
+from webqa.agent import DEFAULT_N, SHIPPED_POLICY
 from webqa.env.answering import check_citations
 from webqa.env.backend import Backend
 from webqa.env.browser import Browser, BrowserSettings
 from webqa.env.commands import InvalidCommand, parse
 from webqa.env.local import STOPWORDS, LocalCorpus
+from webqa.report import STAGES, build_report
 from webqa.scoring import answer_words, is_correct, is_supported, normalize
 
 # The default systems; also the policy without one of its parts (see run_policy and SamplingConfig):
@@ -36,12 +42,9 @@ from webqa.scoring import answer_words, is_correct, is_supported, normalize
 # (Find looks for what the model wrote), "policy-model-answers" (the model writes the answer),
 # "policy-model-clicks" (clicks open the result the model wrote), "policy-no-last-look", and
 # "policy-sentence-quotes" (the model's likelihood chooses quotes).
-SYSTEMS = ("policy", "bm25-sentence", "rag")
+SYSTEMS = ("bm25-sentence", "script", "rag", "policy-n1", "policy")  # in the order they run: cheap first
 RAG_CONTEXT_WORDS = 220
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-# How far a policy episode got towards a gold answer, each stage including the ones before.
-STAGES = ("answer never shown", "answer in search results only", "answer on a page opened", "answer in view",
-          "answer quoted and cited", "correct")
 
 
 def read_questions(path: Path | str, limit: int | None = None) -> list[dict]:
@@ -121,6 +124,26 @@ def run_rag(corpus: LocalCorpus, base: str | None = None) -> Callable[[str], dic
     return run
 
 
+def run_script(corpus: LocalCorpus, policy: str | None = None) -> Callable[[str], dict]:
+    """The `script` ablation: the agent's browser and reader, a fixed script for the model's actions."""
+    from webqa.policy.expert import POLICY_BROWSER
+    from webqa.policy.reader import load_reader
+    from webqa.policy.script import script_episode
+
+    reader = load_reader(policy or SHIPPED_POLICY)
+    if reader is None:
+        raise ValueError(f"the script needs a policy folder with a reader (reader.json): {policy or SHIPPED_POLICY}")
+    browser = Browser(corpus, POLICY_BROWSER)
+
+    def run(question: str) -> dict:
+        start = time.perf_counter()
+        episode = script_episode(reader, browser, question)
+        return _record(episode.answer or "", [q.text for q in episode.quotes], episode.actions,
+                       time.perf_counter() - start)
+
+    return run
+
+
 def run_policy(n: int, policy: str | None = None, reward: str | None = None, constrained: bool = True,
                **sampling: object) -> Callable[[str], dict]:
     """The agent; `constrained=False` lets the model write lines no grammar checks (an ablation); the
@@ -185,26 +208,6 @@ def furthest_stage(backend: Backend, settings: BrowserSettings, row: dict, answe
     return STAGES[reached]
 
 
-def summarize(rows: list[dict]) -> dict:
-    """Mean figures of one system over its questions."""
-    if not rows:
-        return {}
-    answered = [r for r in rows if r["answered"]] or rows
-    actions = sum(r["actions"] for r in rows)
-    return {
-        "questions": len(rows),
-        "accuracy": statistics.mean(r["correct"] for r in rows),
-        "supported": statistics.mean(r["supported"] for r in rows),
-        "citation_validity": statistics.mean(r["citations_valid"] for r in answered),
-        "answered": statistics.mean(r["answered"] for r in rows),
-        "mean_words": statistics.mean(r["words"] for r in answered),
-        "mean_actions": actions / len(rows),
-        "invalid_action_rate": sum(r["invalid_actions"] for r in rows) / max(1, actions),
-        "median_seconds": statistics.median(r["seconds"] for r in rows),
-    } | ({"stages": {stage: statistics.mean(r["stage"] == stage for r in rows) for stage in STAGES}}
-         if all("stage" in r for r in rows) else {})
-
-
 def log_path(report: Path) -> Path:
     """Where `evaluate` logs one row per system and question, beside the report: `report.json` -> `.jsonl`."""
     return report.with_suffix(".jsonl") if report.suffix == ".json" else report.with_name(report.name + ".jsonl")
@@ -223,7 +226,7 @@ def read_log(log: Path) -> dict[tuple[str, str], dict]:
     return done
 
 
-def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int | None = None,
+def evaluate(questions_path: Path | str, out: Path | str, n: int = DEFAULT_N, limit: int | None = None,
              systems: tuple[str, ...] = SYSTEMS, policy: str | None = None, reward: str | None = None) -> dict:
     """Run every system on every question (resuming from `<out>.jsonl`), then write and return the summary."""
     out = Path(out)
@@ -239,6 +242,8 @@ def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int
         return {"stage": furthest_stage(corpus, POLICY_BROWSER, row, answers)}
 
     makers = {"policy": lambda: run_policy(n, policy, reward),
+              "policy-n1": lambda: run_policy(1, policy, reward),
+              "script": lambda: run_script(corpus, policy),
               "policy-unconstrained": lambda: run_policy(n, policy, reward, constrained=False),
               "policy-written-quotes": lambda: run_policy(n, policy, reward, quotes="written"),
               "policy-sentence-quotes": lambda: run_policy(n, policy, reward, quotes="likelihood"),
@@ -273,28 +278,8 @@ def evaluate(questions_path: Path | str, out: Path | str, n: int = 1, limit: int
     for (system, question), row in done.items():  # results logged before stages were kept
         if question in wanted and "stage" not in row:
             row |= stage_of(row, wanted[question])
-    summary = {s: summarize([r for (system, q), r in done.items() if system == s and q in wanted]) for s in systems}
-    report = {"questions_file": str(questions_path), "n": n, "limit": limit, "systems": summary}
+    rows = {s: [r for (system, q), r in done.items() if system == s and q in wanted] for s in systems}
+    sources = {q["question"]: q["dataset"] for q in questions if q.get("dataset")}
+    report = {"questions_file": str(questions_path), "n": n, "limit": limit} | build_report(rows, sources)
     out.write_text(json.dumps(report, indent=1), encoding="utf-8")
     return report
-
-
-def format_report(report: dict) -> str:
-    """The summary as a small table, one column per system."""
-    systems = [s for s, figures in report["systems"].items() if figures]
-    if not systems:
-        return "no results"
-    rows = [("questions", "{:.0f}"), ("accuracy", "{:.3f}"), ("supported", "{:.3f}"),
-            ("citation_validity", "{:.3f}"), ("answered", "{:.3f}"), ("mean_words", "{:.1f}"),
-            ("mean_actions", "{:.1f}"), ("invalid_action_rate", "{:.3f}"), ("median_seconds", "{:.2f}")]
-    width = max(len(name) for name, _ in rows)
-    lines = [" ".ljust(width) + "".join(f"{s:>16}" for s in systems)]
-    for name, fmt in rows:
-        lines.append(name.ljust(width) + "".join(f"{fmt.format(report['systems'][s][name]):>16}" for s in systems))
-    staged = [s for s in systems if "stages" in report["systems"][s]]
-    if staged:
-        width = max(map(len, STAGES))
-        lines += ["", "how far the episodes got".ljust(width) + "".join(f"{s:>16}" for s in staged)]
-        lines += [stage.ljust(width) + "".join(f"{report['systems'][s]['stages'][stage]:>16.3f}" for s in staged)
-                  for stage in STAGES]
-    return "\n".join(lines)
