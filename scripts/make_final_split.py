@@ -7,7 +7,7 @@ first, no `final`); it refuses to run on a file that has a `final` split already
 keeps the drawn questions. What it draws from is what no earlier development used:
 
 - open-domain: answerable TriviaQA and NQ questions of the old `dev` split (never trained on) that no
-  shipped data file (demonstrations, pools, comparisons) holds and that are not in the dev evaluation
+  shipped data file (demonstrations, pools, comparisons; now partly in `results/`) holds and that are not in the dev evaluation
   sets development exported (`qa export --split dev --n 200` and `--n 400`, seed 0); 300 of them, in
   the two sets' natural shares (their shares of all answerable open-domain questions);
 - SQuAD: the articles at least FINAL_ARTICLE_SHARE of whose questions sat in the old `dev` split (so
@@ -36,9 +36,11 @@ FINAL_ARTICLE_SHARE = 0.8
 
 
 def used_questions(records: list[dict]) -> set[str]:
-    """Questions some development run used: in a shipped data file, or in the exported dev sets."""
+    """Questions some development run used: in a shipped data or results file, or in the exported dev sets."""
     used = set()
-    for path in DATA_DIR.rglob("*.jsonl.gz"):
+    # The pools and comparisons were in the package's data when this ran; they now live in results/.
+    results = Path(__file__).resolve().parent.parent / "results"
+    for path in [*DATA_DIR.rglob("*.jsonl.gz"), *results.rglob("*.jsonl.gz")]:
         if path.name in ("questions.jsonl.gz", "corpus.jsonl.gz"):
             continue
         with gzip.open(path, "rt", encoding="utf-8") as lines:
