@@ -105,7 +105,13 @@ def cmd_probe(args: argparse.Namespace) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> None:
-    results = _backend(args.web).search(args.query, k=args.k)
+    if args.ranking and not args.web:
+        from webqa.env.local import LocalCorpus
+
+        backend = LocalCorpus(ranking=args.ranking)
+    else:
+        backend = _backend(args.web)
+    results = backend.search(args.query, k=args.k)
     if args.json:
         print(json.dumps([asdict(r) for r in results], ensure_ascii=False, indent=1))
         return
@@ -260,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--web", action="store_true", help="search the live web instead")
     search.add_argument("--json", action="store_true", help="print JSON")
     search.add_argument("-k", type=int, default=10, help="number of results")
+    search.add_argument("--ranking", choices=["pages", "passages"],
+                        help="the encyclopedia's ranking: whole pages (the default for now) or their best passages")
     search.set_defaults(run=cmd_search)
 
     open_ = commands.add_parser("open", help="print a page rendered with numbered links")
