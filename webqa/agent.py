@@ -12,10 +12,10 @@ from __future__ import annotations
 import time
 from functools import lru_cache
 
-from webqa.env.backend import Backend
+from webqa.env.backend import Backend, Offline
 from webqa.env.browser import Browser, BrowserSettings
 from webqa.paths import DATA_DIR
-from webqa.types import Answer, Candidate, Reference
+from webqa.types import Answer, Candidate, Episode, Reference
 
 SHIPPED_POLICY = DATA_DIR / "policy"
 SHIPPED_REWARD = DATA_DIR / "reward"
@@ -75,22 +75,51 @@ def answer(question: str, *, n: int = DEFAULT_N, backend: str | Backend = "local
 
     `on_step(index, action, result, browser)` is called after every browser step (a live view);
     see `webqa.policy.rollout.StepCallback`.
-    """
-    from webqa.policy.expert import POLICY_BROWSER
-    from webqa.policy.rollout import SamplingConfig, run_episodes
 
+    When the backend cannot be reached (the live web, offline), the agent stops at once: before the
+    model is loaded where the backend can tell (`check()`), else at the first step that finds it
+    unreachable. The Answer then has `found=False` and the backend's message as `error` and `text`.
+    """
     start = time.perf_counter()
     source = make_backend(backend)
-    settings = browser_settings or POLICY_BROWSER
-    browsers = [Browser(source, settings) for _ in range(n)]  # each its own copy of the settings
-    sampling = sampling or SamplingConfig.best_of(n)
-    episodes = run_episodes(load_sampler(policy), browsers, question, sampling, on_step=on_step)
+    check = getattr(source, "check", None)
+    try:
+        if check is not None:
+            check()  # before importing torch and loading the model: seconds
+        from webqa.policy.expert import POLICY_BROWSER
+        from webqa.policy.rollout import SamplingConfig, run_episodes
+
+        settings = browser_settings or POLICY_BROWSER
+        browsers = [Browser(source, settings) for _ in range(n)]  # each its own copy of the settings
+        sampling = sampling or SamplingConfig.best_of(n)
+        episodes = run_episodes(load_sampler(policy), browsers, question, sampling,
+                                on_step=_stopping_when_unreachable(on_step))
+    except Offline as error:
+        return unreachable(question, str(error), time.perf_counter() - start)
     candidates = [candidate_from_episode(e) for e in episodes]
     found = [c for c in candidates if c.found]
     best = _choose(question, candidates, found, reward) if found else candidates[0]
     return Answer(question=question, text=best.text if found else NO_ANSWER,
                   references=best.references if found else [], trajectory=best.episode,
                   candidates=candidates, seconds=time.perf_counter() - start, found=bool(found))
+
+
+def _stopping_when_unreachable(on_step):
+    """`on_step`, then stop the rollout (raising `Offline`) after a step the backend could not be reached for."""
+
+    def step(index, action, result, browser) -> None:
+        if on_step is not None:
+            on_step(index, action, result, browser)
+        if result.fatal:
+            raise Offline(result.error)
+
+    return step
+
+
+def unreachable(question: str, message: str, seconds: float) -> Answer:
+    """The Answer when the backend cannot be reached: no answer, the backend's message as the error."""
+    return Answer(question=question, text=message, references=[], trajectory=Episode(question=question),
+                  candidates=[], seconds=seconds, found=False, error=message)
 
 
 def _choose(question: str, candidates: list[Candidate], found: list[Candidate], reward: str | None) -> Candidate:

@@ -56,6 +56,8 @@ def cmd_ask(args: argparse.Namespace) -> None:
 
     result = answer(args.question, n=args.n, backend="web" if args.web else "local", policy=args.policy,
                     reward=args.reward)
+    if result.error:  # the web could not be reached: one line, as `webqa search --web` says it
+        raise BackendError(result.error)
     if args.json:
         data = result.to_dict()
         if not args.trajectory:  # observations are long; keep the actions

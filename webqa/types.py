@@ -78,6 +78,8 @@ class StepResult:
     observation: str
     done: bool
     error: str | None = None
+    # The backend cannot be reached at all (the live web, offline): every further search or click fails too.
+    fatal: bool = False
 
 
 @dataclass
@@ -163,6 +165,7 @@ class Answer:
     candidates: list[Candidate]
     seconds: float
     found: bool
+    error: str | None = None  # why there is no answer when the backend could not be reached (offline)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

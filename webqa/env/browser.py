@@ -19,7 +19,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 
-from webqa.env.backend import Backend, BackendError
+from webqa.env.backend import Backend, BackendError, Offline
 from webqa.env.commands import Command, InvalidCommand, abbreviate, parse
 from webqa.env.render import LINE_WIDTH, Page, render, search_page, strip_markup
 from webqa.types import Episode, Quote, Step, StepResult
@@ -89,12 +89,14 @@ class Browser:
         if state.done:
             return StepResult(self.observation(), True, "the episode is over; call reset() to start another")
         shown = self.observation()
+        fatal = False
         try:
             command = parse(action)
             message = self._execute(command)
             state.past_actions.append(abbreviate(command))
         except (InvalidCommand, BackendError) as exc:
             message = str(exc)
+            fatal = isinstance(exc, Offline)
             state.past_actions.append("(invalid action)" if isinstance(exc, InvalidCommand) else "(failed action)")
         except Exception as exc:  # a backend bug must not kill the episode either
             message = f"the browser failed on this action: {type(exc).__name__}: {exc}"
@@ -107,7 +109,7 @@ class Browser:
         self.episode.quotes = list(state.quotes)
         self.episode.end = state.end
         self.episode.final_observation = self.observation()
-        return StepResult(self.episode.final_observation, state.done, message)
+        return StepResult(self.episode.final_observation, state.done, message, fatal)
 
     def checkpoint(self) -> object:
         """An opaque copy of the whole state, for `restore()`.

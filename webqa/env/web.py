@@ -141,6 +141,11 @@ class WebBackend:
             results.append(SearchResult(title=title, url=url, snippet=snippet))
         return results[:k]
 
+    def check(self) -> None:
+        """Raise `Offline` at once (within the probe's 2 s) when the internet cannot be reached; a caller
+        about to spend time on the web (loading a model, then browsing) asks first."""
+        self._raise_if_offline(f"cannot connect to {self.settings.probe_host}")
+
     def search_key(self, query: str) -> str:
         """Queries with equal keys get the same results (see `Backend`): search engines ignore case and spacing."""
         return " ".join(query.split()).casefold()

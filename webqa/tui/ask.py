@@ -155,6 +155,8 @@ class AskScreen(Screen):
             return
         if worker.is_cancelled:
             self.app.call_from_thread(self._finished, asked, None, "Cancelled.")
+        elif result.error:  # the backend could not be reached (offline): say so, not "no answer"
+            self.app.call_from_thread(self._finished, asked, None, result.error)
         else:
             self.app.call_from_thread(self._finished, asked, result, "")
 
