@@ -48,9 +48,13 @@ def original_demos(corpus, groups, tmp_path_factory):
     """Expert demonstrations on two train questions: the data the policy was first cloned from."""
     path = tmp_path_factory.mktemp("demos") / "expert.jsonl"
     expert = Expert(corpus, SHORT)
-    for record in groups["squad"][10:20]:
+    made_count = 0
+    for record in groups["squad"][10:300]:  # the first two the expert answers in four actions
+        if made_count == 2:
+            break
         made = expert.demonstrate(record["question"], record["answers"], random.Random(0))
         if made is not None:
+            made_count += 1
             demo = Demonstration.from_dict(made.episode.to_dict() | {"producer": "expert"})
             demo.settings["question_id"] = record["id"]
             append_demonstration(path, demo)

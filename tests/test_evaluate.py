@@ -7,7 +7,7 @@ import pytest
 from webqa.env import Browser
 from webqa.evaluate import best_sentence, evaluate, furthest_stage, read_questions, score
 from webqa.policy.expert import POLICY_BROWSER
-from webqa.report import STAGES, build_report, format_report, summarize
+from webqa.report import STAGES, build_report, format_report, markdown, summarize
 
 
 def test_score_counts_correct_supported_cited_and_invalid():
@@ -127,6 +127,8 @@ def test_report_has_intervals_rows_per_source_and_paired_sign_tests():
                                                  "p_value": pytest.approx(20 / 512)}
     table = format_report(report)
     assert "accuracy squad (6)" in table and "0.750 [" in table and "0.0391" in table
+    readme = markdown(report)
+    assert "| accuracy, nq (6) | 0.167 [" in readme and "| `bm25-sentence` | 12 | 8 | 1 | 0.0391 |" in readme
 
 
 def test_script_runs_end_to_end_without_a_model(corpus, tmp_path):

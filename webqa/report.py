@@ -111,3 +111,37 @@ def format_report(report: dict) -> str:
         lines += [stage.ljust(width) + "".join(f"{report['systems'][s]['stages'][stage]:>{column}.3f}"
                                                for s in staged) for stage in STAGES]
     return "\n".join(lines)
+
+
+def markdown(report: dict) -> str:
+    """The report's headline as Markdown tables (for the README): `python -m webqa.report REPORT.json`."""
+    systems = [s for s, figures in report["systems"].items() if figures]
+    lines = ["| | " + " | ".join(f"`{s}`" for s in systems) + " |", "| --- |" + " --- |" * len(systems)]
+
+    def row(name: str, cells: list[str]) -> None:
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+
+    figures = report["systems"]
+    row("questions", [f"{figures[s]['questions']}" for s in systems])
+    row("accuracy [95% CI]", [_interval(figures[s]) for s in systems])
+    for source, by_system in report.get("sources", {}).items():
+        count = next((f["questions"] for f in by_system.values() if f), 0)
+        row(f"accuracy, {source} ({count})", [_interval(by_system[s]) if by_system.get(s) else "-" for s in systems])
+    row("supported [95% CI]", [_interval(figures[s], "supported") for s in systems])
+    row("mean answer words", [f"{figures[s]['mean_words']:.1f}" for s in systems])
+    row("median seconds", [f"{figures[s]['median_seconds']:.2f}" for s in systems])
+    if report.get("paired"):
+        agent = report["agent"]
+        lines += ["", f"| `{agent}` against | questions | only `{agent}` right | only the other right | sign test p |",
+                  "| --- | --- | --- | --- | --- |"]
+        for other, test in report["paired"].items():
+            lines.append(f"| `{other}` | {test['questions']} | {test['agent_only']} | {test['other_only']} | "
+                         f"{test['p_value']:.3g} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(markdown(json.loads(open(sys.argv[1], encoding="utf-8").read())))
