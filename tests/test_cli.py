@@ -52,3 +52,21 @@ def test_browse_reads_commands_and_saves_the_episode(corpus, tmp_path, monkeypat
     assert [s["action"] for s in episode["steps"]] == ["Search Vienna", "Clicked on link 0", "Quote: Vienna",
                                                        "End: Answer"]
     assert episode["end"] == "Answer" and episode["quotes"][0]["text"] == "Vienna"
+
+
+def test_ask_shows_each_step_on_stderr_as_it_happens_unless_quiet(corpus, capsys, monkeypatch):
+    import webqa.agent
+    from tests.test_tui_ask import ScriptedSampler
+    from tests.tui_helpers import ACTIONS, ANSWER, QUESTION
+
+    monkeypatch.setattr(webqa.agent, "load_sampler", lambda policy=None: ScriptedSampler(ACTIONS))
+    assert main(["ask", "--n", "1", QUESTION]) == 0
+    captured = capsys.readouterr()
+    steps = captured.err.strip().splitlines()
+    assert len(steps) == len(ACTIONS)
+    assert [line.split(None, 1)[1].startswith(action) for line, action in zip(steps, ACTIONS)] == [True] * len(ACTIONS)
+    assert steps[0].split()[0] == "1" and "(" in steps[-1]  # numbered; the page's title once on a page
+    assert captured.out.startswith(ANSWER)
+    monkeypatch.setattr(webqa.agent, "load_sampler", lambda policy=None: ScriptedSampler(ACTIONS))
+    assert main(["ask", "--n", "1", "--quiet", QUESTION]) == 0
+    assert capsys.readouterr().err == ""

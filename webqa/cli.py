@@ -54,8 +54,9 @@ def _table(rows: list[tuple], headers: tuple) -> str:
 def cmd_ask(args: argparse.Namespace) -> None:
     from webqa.agent import answer
 
+    on_step = None if args.quiet else _print_step(args.n)
     result = answer(args.question, n=args.n, backend="web" if args.web else "local", policy=args.policy,
-                    reward=args.reward)
+                    reward=args.reward, on_step=on_step)
     if result.error:  # the web could not be reached: one line, as `webqa search --web` says it
         raise BackendError(result.error)
     if args.json:
@@ -76,6 +77,22 @@ def cmd_ask(args: argparse.Namespace) -> None:
             chosen = "*" if candidate.episode is result.trajectory else " "
             print(f" {chosen}{number}. [{score}] {candidate.text or '(no answer)'}")
     print(f"\n({result.seconds:.1f} s, {len(result.trajectory.steps)} actions)")
+
+
+def _print_step(n: int):
+    """A step callback that shows the agent's work on stderr as it happens: episode, step, action, page."""
+    counts = [0] * n
+
+    def show(index: int, action: str, result, browser) -> None:
+        counts[index] += 1
+        where = "" if browser.page is None else f"  ({browser.page.title})"
+        label = f"{counts[index]}" if n == 1 else f"{index + 1}.{counts[index]}"
+        line = f"{label:>5} {action}{where}"
+        if result.error:
+            line += f"  ! {result.error.splitlines()[0][:100]}"
+        print(line[:160], file=sys.stderr, flush=True)
+
+    return show
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -236,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "1: the greedy episode alone, faster, a little less accurate)")
     ask.add_argument("--web", action="store_true", help="browse the live web instead")
     ask.add_argument("--json", action="store_true", help="print JSON")
+    ask.add_argument("--quiet", action="store_true", help="do not show the steps on stderr as they happen")
     ask.add_argument("--trajectory", action="store_true", help="with --json, include every observation")
     ask.add_argument("--show-candidates", action="store_true", help="list every sampled answer")
     ask.add_argument("--policy", help="a policy folder (default: the shipped one)")
