@@ -131,6 +131,19 @@ def test_report_has_intervals_rows_per_source_and_paired_sign_tests():
     assert "| accuracy, nq (6) | 0.167 [" in readme and "| `bm25-sentence` | 12 | 8 | 1 | 0.0391 |" in readme
 
 
+def test_report_pairs_each_policy_variant_with_the_baselines():
+    questions = [f"q{i}" for i in range(10)]
+    agent = [_row(q, True) for q in questions]
+    greedy = [_row(q, i < 2) for i, q in enumerate(questions)]  # right on q0, q1
+    script = [_row(q, i >= 5) for i, q in enumerate(questions)]  # right on q5..q9
+    report = build_report({"script": script, "policy-n1": greedy, "policy": agent}, {})
+    assert set(report["paired"]) == {"script", "policy-n1"}
+    # policy-n1 is paired with script only (not with itself, not with the agent): 2 against 5.
+    assert report["variants"] == {"policy-n1": {"script": {"questions": 10, "agent_only": 2, "other_only": 5,
+                                                           "p_value": pytest.approx(2 * (1 + 7 + 21) / 128)}}}
+    assert "| `policy-n1` against |" in markdown(report) and "policy-n1 against" in format_report(report)
+
+
 def test_script_runs_end_to_end_without_a_model(corpus, tmp_path):
     questions = tmp_path / "q.jsonl"
     questions.write_text('{"question": "Who painted the Mona Lisa?", "answers": ["Leonardo"], "dataset": "nq"}\n')

@@ -6,7 +6,8 @@ report; `format_report(report)` prints it as small tables:
 - every system's figures, its accuracy with a 95% Wilson interval;
 - accuracy per source (TriviaQA, NQ, SQuAD), each with its interval;
 - the agent against each other system on the same questions: how many only the agent got right, how
-  many only the other, and the exact two-sided sign test's p-value (McNemar's exact test).
+  many only the other, and the exact two-sided sign test's p-value (McNemar's exact test);
+- each other policy variant (an ablation such as `policy-n1`) paired the same way with the baselines.
 """
 
 from __future__ import annotations
@@ -61,16 +62,24 @@ def build_report(rows: dict[str, list[dict]], sources: dict[str, str]) -> dict:
                                 for s in systems} for name in names}
     agent = agent_of(systems)
     if agent is not None:
-        mine = {r["question"]: r["correct"] for r in rows[agent]}
         report["agent"] = agent
-        report["paired"] = {}
-        for other in systems:
-            if other == agent:
-                continue
-            test = paired(mine, {r["question"]: r["correct"] for r in rows[other]})
-            report["paired"][other] = {"questions": test["questions"], "agent_only": test["first_only"],
-                                       "other_only": test["second_only"], "p_value": test["p_value"]}
+        report["paired"] = _pairs(rows, agent, [s for s in systems if s != agent])
+        # Each other policy variant (an ablation such as `policy-n1`) against the systems that are not the agent.
+        variants = [s for s in systems if s.startswith("policy") and s != agent]
+        if variants:
+            report["variants"] = {v: _pairs(rows, v, [s for s in systems if s not in (agent, v)]) for v in variants}
     return report
+
+
+def _pairs(rows: dict[str, list[dict]], first: str, others: list[str]) -> dict:
+    """`first` against each of `others` on their shared questions: who alone was right, and the sign test."""
+    mine = {r["question"]: r["correct"] for r in rows[first]}
+    tests = {}
+    for other in others:
+        test = paired(mine, {r["question"]: r["correct"] for r in rows[other]})
+        tests[other] = {"questions": test["questions"], "agent_only": test["first_only"],
+                        "other_only": test["second_only"], "p_value": test["p_value"]}
+    return tests
 
 
 def _interval(figures: dict, name: str = "accuracy") -> str:
@@ -97,11 +106,11 @@ def format_report(report: dict) -> str:
         count = next((f["questions"] for f in by_system.values() if f), 0)
         cells = [_interval(by_system[s]) if by_system.get(s) else "-" for s in systems]
         lines.append(f"accuracy {source} ({count})".ljust(width) + "".join(f"{c:>{column}}" for c in cells))
-    if report.get("paired"):
-        agent = report["agent"]
+    pairings = ({report["agent"]: report["paired"]} if report.get("paired") else {}) | report.get("variants", {})
+    for agent, tests in pairings.items():
         lines += ["", f"{agent} against".ljust(width) + f"{'questions':>11}{agent + ' only':>18}{'other only':>12}"
                   f"{'sign test p':>13}"]
-        for other, test in report["paired"].items():
+        for other, test in tests.items():
             lines.append(other.ljust(width) + f"{test['questions']:>11}{test['agent_only']:>18}"
                          f"{test['other_only']:>12}{test['p_value']:>13.3g}")
     staged = [s for s in systems if "stages" in report["systems"][s]]
@@ -130,11 +139,11 @@ def markdown(report: dict) -> str:
     row("supported [95% CI]", [_interval(figures[s], "supported") for s in systems])
     row("mean answer words", [f"{figures[s]['mean_words']:.1f}" for s in systems])
     row("median seconds", [f"{figures[s]['median_seconds']:.2f}" for s in systems])
-    if report.get("paired"):
-        agent = report["agent"]
-        lines += ["", f"| `{agent}` against | questions | only `{agent}` right | only the other right | sign test p |",
+    pairings = ({report["agent"]: report["paired"]} if report.get("paired") else {}) | report.get("variants", {})
+    for first, tests in pairings.items():
+        lines += ["", f"| `{first}` against | questions | only `{first}` right | only the other right | sign test p |",
                   "| --- | --- | --- | --- | --- |"]
-        for other, test in report["paired"].items():
+        for other, test in tests.items():
             lines.append(f"| `{other}` | {test['questions']} | {test['agent_only']} | {test['other_only']} | "
                          f"{test['p_value']:.3g} |")
     return "\n".join(lines)
