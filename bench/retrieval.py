@@ -15,6 +15,8 @@ and p50/p95 milliseconds per search and the index build time. Rankings:
 - `bm25s-pages`, `bm25s-windows`: the library `bm25s` with its defaults (k1 1.5, b 0.75, its English
   stopwords, Snowball stemmer) over whole pages and over the same windows (best window per page).
 `--sweep` also ranks with the passage settings (k1, b, second-window weight) around the chosen ones.
+`--dense` also ranks with all-MiniLM-L6-v2 over the same windows (`dense`) and fused with the passage
+ranking by reciprocal rank (`hybrid`; `webqa.env.dense`); embedding the windows is timed apart.
 """
 
 from __future__ import annotations
@@ -154,7 +156,24 @@ def bench_questions(split: str, limit: int, seed: int = 0, path: Path | None = N
     return (rng.sample(open_domain, min(limit, len(open_domain))) + rng.sample(squad, min(limit, len(squad))))
 
 
-def run(corpus_file: Path, questions: list[dict], sweep: bool = False) -> dict:
+def dense_rankings(pages: Pages, passages: PassageIndex, cache: Path | None) -> tuple[dict, float]:
+    """`dense` and `hybrid` (passages + dense by reciprocal rank fusion), and the seconds embedding took."""
+    from webqa.env.dense import DenseIndex, Encoder, fuse, window_vectors
+
+    encoder = Encoder.load()
+    start = time.perf_counter()
+    vectors = window_vectors(encoder, [f"{t}. {w}" for t, w in pages.windows], cache)
+    seconds = time.perf_counter() - start
+    dense = DenseIndex(encoder, vectors, passages.owners)
+
+    def titles(ranked):
+        return [pages.titles[page] for page, _ in ranked]
+
+    return {"dense": lambda q: titles(dense.rank(q, DEPTH)),
+            "hybrid": lambda q: titles(fuse([passages.rank(query_tokens(q), 50), dense.rank(q, 50)], DEPTH))}, seconds
+
+
+def run(corpus_file: Path, questions: list[dict], sweep: bool = False, dense: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         index = Path(folder) / "index.sqlite"
         start = time.perf_counter()
@@ -175,7 +194,12 @@ def run(corpus_file: Path, questions: list[dict], sweep: bool = False) -> dict:
                 for b in (0.4, 0.75):
                     for second in (0.0, 0.3, 0.6):
                         rankings[f"passages k1={k1} b={b} second={second}"] = passages_with(pages, index, k1, b, second)
-        report = {"build_seconds": build_seconds, "passage_files_bytes": sum(
+        embed_seconds = None
+        if dense is not None:
+            passages = LocalCorpus(corpus_file, index, ranking="passages")._passages
+            more, embed_seconds = dense_rankings(pages, passages, dense)
+            rankings |= more
+        report = {"build_seconds": build_seconds, "embed_seconds": embed_seconds, "passage_files_bytes": sum(
             f.stat().st_size for f in passages_path(index).iterdir()), "rankings": {}}
         for name, rank in rankings.items():
             report["rankings"][name] = measure(rank, questions, pages)
@@ -198,7 +222,8 @@ def format_report(report: dict) -> str:
     counts = next(iter(report["rankings"].values()))
     lines.append(f"questions: open-domain {counts.get('open-domain', {}).get('questions', 0)}, "
                  f"SQuAD {counts.get('squad', {}).get('questions', 0)}; index build {report['build_seconds']:.1f} s "
-                 f"(both rankings), passage index {report['passage_files_bytes'] / 1e6:.1f} MB")
+                 f"(both rankings), passage index {report['passage_files_bytes'] / 1e6:.1f} MB"
+                 + (f"; embedding the windows {report['embed_seconds']:.0f} s" if report.get("embed_seconds") else ""))
     return "\n".join(lines)
 
 
@@ -210,9 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=Path, help="a questions file (default: the shipped one)")
     parser.add_argument("--out", type=Path, help="write the figures as JSON (e.g. results/retrieval-dev.json)")
     parser.add_argument("--sweep", action="store_true", help="also the passage settings around the chosen ones")
+    parser.add_argument("--dense", type=Path, metavar="FOLDER",
+                        help="also dense and hybrid rankings; window vectors are cached in FOLDER")
     args = parser.parse_args(argv)
     questions = bench_questions(args.split, args.limit, path=args.questions)
-    report = run(args.corpus, questions, args.sweep)
+    report = run(args.corpus, questions, args.sweep, args.dense)
     report |= {"split": args.split, "limit": args.limit, "command": "python bench/retrieval.py " + " ".join(
         argv if argv is not None else sys.argv[1:])}
     print(format_report(report))

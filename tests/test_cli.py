@@ -18,7 +18,7 @@ def test_search_json(corpus, capsys):
     assert main(["search", "--json", "-k", "3", "Vienna"]) == 0
     results = json.loads(capsys.readouterr().out)
     assert len(results) == 3 and results[0]["title"] == "Vienna"
-    assert set(results[0]) == {"title", "url", "snippet"}
+    assert set(results[0]) == {"title", "url", "snippet", "passage"}
 
 
 def test_open_prints_the_rendered_page_with_numbered_links(corpus, capsys):

@@ -50,7 +50,7 @@ def test_comparisons_round_trip_through_the_file_and_datasets(tmp_path, name):
     dataset = load_as_dataset(path, cache_dir=str(tmp_path / "hf"))
     assert dataset.num_rows == 3 and dataset[2]["preference"] == 0.5
     assert [Comparison.from_dict(row) for row in dataset] == written
-    assert dataset[0]["a"]["quotes"][0] == {"title": "Vienna", "url": VIENNA.url, "text": VIENNA.text}
+    assert dataset[0]["a"]["quotes"][0] == {"title": "Vienna", "url": VIENNA.url, "text": VIENNA.text, "context": "", "by": ""}
 
 
 def test_a_preference_other_than_1_0_or_half_is_refused():
@@ -80,7 +80,7 @@ def test_pool_records_round_trip(tmp_path):
     append_record(tmp_path / "pool.jsonl", record.to_dict())
     line = json.loads((tmp_path / "pool.jsonl").read_text())
     assert set(line) >= {"question", "candidates"} and set(line["candidates"][0]) >= {"text", "quotes", "score"}
-    assert line["candidates"][0]["quotes"][0] == {"title": "Vienna", "url": VIENNA.url, "text": VIENNA.text}
+    assert line["candidates"][0]["quotes"][0] == {"title": "Vienna", "url": VIENNA.url, "text": VIENNA.text, "context": "", "by": ""}
     assert read_pool(tmp_path / "pool.jsonl") == [record]
 
 

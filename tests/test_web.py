@@ -409,10 +409,11 @@ def test_search_results():
     assert engine.calls == [("vienna capital", 10)]
     assert results == [
         SearchResult("Vienna - Wikipedia", "https://en.wikipedia.org/wiki/Vienna",
+                      "Vienna is the capital, largest city and one of nine states of Austria.",
                       "Vienna is the capital, largest city and one of nine states of Austria."),
-        SearchResult("Vienna Tourist Information", "https://www.wien.info/en", "Plan your trip."),
+        SearchResult("Vienna Tourist Information", "https://www.wien.info/en", "Plan your trip.", "Plan your trip."),
         SearchResult("https://example.org/untitled", "https://example.org/untitled", ""),
-    ]
+    ]  # the web's passage is the engine's snippet
     assert backend.search("vienna", k=1) == results[:1]
 
 

@@ -66,12 +66,16 @@ def candidate_from_episode(episode) -> Candidate:
 
 def answer(question: str, *, n: int = DEFAULT_N, backend: str | Backend = "local", policy: str | None = None,
            browser_settings: BrowserSettings | None = None, sampling=None, on_step=None,
-           reward: str | None = None) -> Answer:
+           reward: str | None = None, answerer: str | None = None) -> Answer:
     """Answer `question` by browsing: sample n episodes in lockstep and return the best answer.
 
     One episode is greedy. With n > 1 the first episode stays greedy and the others are sampled
     (`SamplingConfig.best_of`); the reward model (`reward`, a folder; by default the shipped one) scores
     every answer and the highest wins; every candidate is kept on the Answer with its `.score`.
+
+    Every episode starts by searching the question as asked; the answerer (`answerer`, a folder; by default
+    the shipped one, else the base model) reads the passage of its top result and the episode's quotes
+    and writes the answer (`webqa.policy.reading`).
 
     `on_step(index, action, result, browser)` is called after every browser step (a live view);
     see `webqa.policy.rollout.StepCallback`.
@@ -87,13 +91,15 @@ def answer(question: str, *, n: int = DEFAULT_N, backend: str | Backend = "local
         if check is not None:
             check()  # before importing torch and loading the model: seconds
         from webqa.policy.expert import POLICY_BROWSER
+        from webqa.policy.reading import load_answerer
         from webqa.policy.rollout import SamplingConfig, run_episodes
 
         settings = browser_settings or POLICY_BROWSER
         browsers = [Browser(source, settings) for _ in range(n)]  # each its own copy of the settings
         sampling = sampling or SamplingConfig.best_of(n)
+        reader = load_answerer(answerer) if sampling.answers == "read" else None
         episodes = run_episodes(load_sampler(policy), browsers, question, sampling,
-                                on_step=_stopping_when_unreachable(on_step))
+                                on_step=_stopping_when_unreachable(on_step), answerer=reader)
     except Offline as error:
         return unreachable(question, str(error), time.perf_counter() - start)
     candidates = [candidate_from_episode(e) for e in episodes]

@@ -103,7 +103,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     systems = tuple(s for s in systems if s != "none")  # --systems none: only the best-of-k pool
     if systems:
         report = evaluate(args.questions, args.out, n=args.n, limit=args.limit, systems=systems,
-                          policy=args.policy, reward=args.reward)
+                          policy=args.policy, reward=args.reward, answerer=args.answerer)
         print(format_report(report))
     if args.pool:
         from webqa.reward.best_of import evaluate_pool, format_best_of
@@ -229,7 +229,7 @@ def _tui_arguments(parser: argparse.ArgumentParser) -> None:
 # Commands with parsers of their own: `webqa <command> [stage] ...` runs `<module>.main(argv)`.
 # Each training stage is one module with a `main`; add a stage here and it is a `webqa train` choice.
 PASSTHROUGH = {"demos": "webqa.demos", "sample": "webqa.reward.synthetic"}
-TRAIN_STAGES = {"bc": "webqa.policy.train", "reader": "webqa.policy.reader", "rm": "webqa.reward.train",
+TRAIN_STAGES = {"bc": "webqa.policy.train", "answer": "webqa.policy.train", "reader": "webqa.policy.reader", "rm": "webqa.reward.train",
                 "iterate": "webqa.reward.iterate", "dagger": "webqa.policy.dagger"}
 
 
@@ -272,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     eval_.add_argument("--policy", help="a policy folder (default: the shipped one)")
     eval_.add_argument("--pool", type=int, help="best-of-k: sample N episodes per question once (e.g. 8)")
     eval_.add_argument("--reward", help="a reward model folder (default: the shipped one)")
+    eval_.add_argument("--answerer", help="the answer step's model: an adapter folder or a model "
+                                          "(default: the shipped answerer, else the base model)")
     eval_.set_defaults(run=cmd_eval)
 
     probe = commands.add_parser("probe", help="the reading probe: does the policy quote the answer in view?")

@@ -132,6 +132,7 @@ def mixed_questions(split: str, seed: int) -> dict[str, list[dict]]:
 
 def main(argv: list[str] | None = None) -> int:
     """`webqa demos`: generate expert demonstrations, half open-domain and half SQuAD."""
+    from webqa.env.local import DEFAULT_RANKING, RANKINGS, LocalCorpus
     from webqa.policy.expert import POLICY_BROWSER
 
     parser = argparse.ArgumentParser(prog="webqa demos", description=main.__doc__)
@@ -141,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--window-lines", type=int, default=POLICY_BROWSER.window_lines)
     parser.add_argument("--max-actions", type=int, default=POLICY_BROWSER.max_actions)
+    parser.add_argument("--ranking", choices=RANKINGS, default=DEFAULT_RANKING,
+                        help=f"how the encyclopedia ranks search results (default: {DEFAULT_RANKING})")
     args = parser.parse_args(argv)
     if args.questions_split != "train":
         print(f"warning: demonstrations from the {args.questions_split!r} split", file=sys.stderr)
@@ -148,9 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     groups = mixed_questions(args.questions_split, args.seed)
     rows = {}
     # The open-domain half first: it runs short more easily, and SQuAD makes up what it lacks.
-    rows["open-domain"] = generate_demonstrations(groups["open-domain"], args.out, args.n // 2, args.seed, settings)
+    corpus = LocalCorpus(ranking=args.ranking)
+    rows["open-domain"] = generate_demonstrations(groups["open-domain"], args.out, args.n // 2, args.seed, settings,
+                                                  corpus)
     rows["squad"] = generate_demonstrations(groups["squad"], args.out, args.n - rows["open-domain"]["in file"],
-                                            args.seed, settings)
+                                            args.seed, settings, corpus)
     rows["all"] = {key: sum(row[key] for row in rows.values()) for key in rows["squad"]}
     print(stats_table(rows))
     size = Path(args.out).stat().st_size if Path(args.out).exists() else 0

@@ -124,20 +124,24 @@ def run_rag(corpus: LocalCorpus, base: str | None = None) -> Callable[[str], dic
     return run
 
 
-def run_script(corpus: LocalCorpus, policy: str | None = None) -> Callable[[str], dict]:
-    """The `script` ablation: the agent's browser and reader, a fixed script for the model's actions."""
+def run_script(corpus: LocalCorpus, policy: str | None = None, answerer: str | None = None,
+               reading: bool = True) -> Callable[[str], dict]:
+    """The `script` ablation: the agent's browser, reader and answer step, a fixed script for the model's
+    actions (`reading=False`: the answer extracted, no model at all)."""
     from webqa.policy.expert import POLICY_BROWSER
     from webqa.policy.reader import load_reader
+    from webqa.policy.reading import load_answerer
     from webqa.policy.script import script_episode
 
     reader = load_reader(policy or SHIPPED_POLICY)
     if reader is None:
         raise ValueError(f"the script needs a policy folder with a reader (reader.json): {policy or SHIPPED_POLICY}")
     browser = Browser(corpus, POLICY_BROWSER)
+    model = load_answerer(answerer) if reading else None
 
     def run(question: str) -> dict:
         start = time.perf_counter()
-        episode = script_episode(reader, browser, question)
+        episode = script_episode(reader, browser, question, model)
         return _record(episode.answer or "", [q.text for q in episode.quotes], episode.actions,
                        time.perf_counter() - start)
 
@@ -145,7 +149,7 @@ def run_script(corpus: LocalCorpus, policy: str | None = None) -> Callable[[str]
 
 
 def run_policy(n: int, policy: str | None = None, reward: str | None = None, constrained: bool = True,
-               **sampling: object) -> Callable[[str], dict]:
+               answerer: str | None = None, **sampling: object) -> Callable[[str], dict]:
     """The agent; `constrained=False` lets the model write lines no grammar checks (an ablation); the
     other `sampling` settings (who chooses quotes, what `Find` looks for...) as in `SamplingConfig`."""
     from webqa.agent import answer
@@ -154,7 +158,7 @@ def run_policy(n: int, policy: str | None = None, reward: str | None = None, con
     config = SamplingConfig.best_of(n, constrained=constrained, **sampling)
 
     def run(question: str) -> dict:
-        result = answer(question, n=n, policy=policy, reward=reward, sampling=config)
+        result = answer(question, n=n, policy=policy, reward=reward, sampling=config, answerer=answerer)
         quotes = [ref.quote for ref in result.references]
         return _record(result.text if result.found else "", quotes, result.trajectory.actions, result.seconds)
 
@@ -227,7 +231,8 @@ def read_log(log: Path) -> dict[tuple[str, str], dict]:
 
 
 def evaluate(questions_path: Path | str, out: Path | str, n: int = DEFAULT_N, limit: int | None = None,
-             systems: tuple[str, ...] = SYSTEMS, policy: str | None = None, reward: str | None = None) -> dict:
+             systems: tuple[str, ...] = SYSTEMS, policy: str | None = None, reward: str | None = None,
+             answerer: str | None = None) -> dict:
     """Run every system on every question (resuming from `<out>.jsonl`), then write and return the summary."""
     out = Path(out)
     log = log_path(out)
@@ -241,9 +246,11 @@ def evaluate(questions_path: Path | str, out: Path | str, n: int = DEFAULT_N, li
             return {}
         return {"stage": furthest_stage(corpus, POLICY_BROWSER, row, answers)}
 
-    makers = {"policy": lambda: run_policy(n, policy, reward),
-              "policy-n1": lambda: run_policy(1, policy, reward),
-              "script": lambda: run_script(corpus, policy),
+    makers = {"policy": lambda: run_policy(n, policy, reward, answerer=answerer),
+              "policy-n1": lambda: run_policy(1, policy, reward, answerer=answerer),
+              "script": lambda: run_script(corpus, policy, reading=False),
+              "script-read": lambda: run_script(corpus, policy, answerer),
+              "policy-n1-read": lambda: run_policy(1, policy, reward, answerer=answerer, answers="read", floor=True),
               "policy-unconstrained": lambda: run_policy(n, policy, reward, constrained=False),
               "policy-written-quotes": lambda: run_policy(n, policy, reward, quotes="written"),
               "policy-sentence-quotes": lambda: run_policy(n, policy, reward, quotes="likelihood"),

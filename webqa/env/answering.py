@@ -12,6 +12,20 @@ from dataclasses import dataclass, field
 from webqa.types import Quote
 
 CITATION = re.compile(r"\[(\d+)\]")  # an answer's citation of quote n
+READ_WORDS = 150  # words of its page around a quote that the answer step reads
+
+
+def passage_around(page_text: str, quote: str, words: int = READ_WORDS) -> str:
+    """About `words` words of `page_text` centred on `quote` (whole words; the quote whole even when longer).
+    A quote not found in the text is its own passage."""
+    at = page_text.find(quote)
+    if at < 0:
+        return quote
+    before, after = page_text[:at].split(), page_text[at + len(quote):].split()
+    room = max(0, words - len(quote.split()))
+    take_before = min(len(before), max(room // 2, room - len(after)))
+    take_after = min(len(after), room - take_before)
+    return " ".join(before[len(before) - take_before:] + [quote] + after[:take_after])
 
 
 def answer_prompt(question: str, quotes: list[Quote]) -> str:

@@ -19,10 +19,11 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 
+from webqa.env.answering import passage_around
 from webqa.env.backend import Backend, BackendError, Offline
 from webqa.env.commands import Command, InvalidCommand, abbreviate, parse
 from webqa.env.render import LINE_WIDTH, Page, render, search_page, strip_markup
-from webqa.types import Episode, Quote, Step, StepResult
+from webqa.types import Episode, Quote, SearchResult, Step, StepResult
 
 QUOTE_SEPARATOR = "━"
 
@@ -54,6 +55,7 @@ class _State:
     quotes: list[Quote] = field(default_factory=list)
     past_actions: list[str] = field(default_factory=list)
     left: list[str] = field(default_factory=list)  # URLs of the pages `Back` left, in order
+    results: list[SearchResult] = field(default_factory=list)  # the latest search's results
     actions_left: int = 0
     done: bool = False
     end: str | None = None
@@ -130,6 +132,11 @@ class Browser:
         return self._state.done
 
     @property
+    def results(self) -> list[SearchResult]:
+        """The results of the latest search (empty before one)."""
+        return list(self._state.results)
+
+    @property
     def quotes(self) -> list[Quote]:
         return list(self._state.quotes)
 
@@ -189,6 +196,7 @@ class Browser:
 
     def _do_search(self, command: Command) -> None:
         results = self.backend.search(command.arg, k=self.settings.search_results)
+        self._state.results = list(results)
         engine = getattr(self.backend, "name", "search")
         page = search_page(command.arg, results, engine)
         self._state.history.append(_View(page))
@@ -227,7 +235,9 @@ class Browser:
                                  f"of {settings.max_quote_chars}; quote less")
         if any(q.text == text and q.url == view.page.url for q in state.quotes):
             raise InvalidCommand("that passage is already quoted")
-        state.quotes.append(Quote(title=view.page.title, url=view.page.url, text=text))
+        page_text = " ".join(view.page.plain_lines)
+        state.quotes.append(Quote(title=view.page.title, url=view.page.url, text=text,
+                                  context=passage_around(page_text, text)))
 
     def _scroll(self, lines: int) -> str | None:
         view = self._view()

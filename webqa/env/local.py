@@ -182,8 +182,9 @@ class LocalCorpus:
             return []
         rows = self._query(f"SELECT id, title, url, first_passage, last_passage FROM pages "
                            f"WHERE id IN ({','.join('?' * len(ranked))})", tuple(ranked))
-        found = {rowid: SearchResult(title=t, url=u, snippet=snippet(self._best_passage(words, first, last), words))
-                 for rowid, t, u, first, last in rows}
+        best = {rowid: (t, u, self._best_passage(words, first, last)) for rowid, t, u, first, last in rows}
+        found = {rowid: SearchResult(title=t, url=u, snippet=snippet(text, words), passage=text)
+                 for rowid, (t, u, text) in best.items()}
         return [found[rowid] for rowid in ranked]
 
     def _search_passages(self, query: str, k: int) -> list[SearchResult]:
@@ -211,7 +212,7 @@ class LocalCorpus:
         for page, window in ranked:
             title, url = rows[page + 1]
             text = windows.get(window + 1) or self._best_passage(words, *self._passage_range(page + 1))
-            results.append(SearchResult(title=title, url=url, snippet=snippet(text, words)))
+            results.append(SearchResult(title=title, url=url, snippet=snippet(text, words), passage=text))
         return results
 
     def _passage_range(self, page_id: int) -> tuple[int, int]:

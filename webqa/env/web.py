@@ -138,7 +138,7 @@ class WebBackend:
                 continue
             title = " ".join(str(hit.get("title") or "").split()) or url
             snippet = " ".join(str(hit.get("body") or hit.get("snippet") or "").split())
-            results.append(SearchResult(title=title, url=url, snippet=snippet))
+            results.append(SearchResult(title=title, url=url, snippet=snippet, passage=snippet))
         return results[:k]
 
     def check(self) -> None:

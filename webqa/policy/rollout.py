@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from webqa.env.answering import CITATION
 from webqa.env.browser import Browser, matching_lines
 from webqa.env.render import result_texts
 from webqa.policy.constraints import (
@@ -35,8 +36,9 @@ from webqa.policy.expert_text import find_needles, sentences_in_view
 from webqa.policy.extractor import extract_answer
 from webqa.policy.prompts import action_example, answer_example
 from webqa.policy.reader import QuoteReader, draw, unquoted, unquoted_in_view
+from webqa.policy.reading import MAX_ANSWER_TOKENS, MAX_ANSWER_WORDS, floor_quote, reading_prompt, reading_quotes
 from webqa.policy.sampler import Sampler, mean_log_probabilities
-from webqa.types import Episode, StepResult
+from webqa.types import Episode, Quote, StepResult
 
 # Called after every browser step with the browser's index in `browsers`, the action it took, the
 # step's result, and the browser itself (read what you need at once: the next step changes it).
@@ -77,10 +79,17 @@ class SamplingConfig:
     # When the model writes `Find in page:`, look for the question's most specific words on the page
     # instead (`specific_find`): the model's needles are mostly single common words, found many times.
     specific_finds: bool = True
+    # Every episode starts with `Search <the question>`, and the passage of its top result (the floor,
+    # what `rag` reads) is the first passage the answer step reads (`webqa.policy.reading.floor_quote`).
+    # Off by default, with answers="read", until a trained answerer is measured on dev (issue 27).
+    floor: bool = False
     # How the answer is written from the quotes:
+    # - "read": the answerer (`webqa.policy.reading`) reads the floor and the quotes, each with its page's
+    #   passage around it, and writes a short answer citing them; where it is not given, as "extract"
+    #   (`webqa eval --systems policy-n1-read,script-read` measures it).
     # - "extract": the run of whole clauses of a quoted sentence that the policy's reader ranks first
     #   (`webqa.policy.extractor`); the model writes it where the policy has no reader.
-    # - "model": the model writes it (it mostly copies the first clauses of its first quote).
+    # - "model": the policy writes it (it mostly copies the first clauses of its first quote).
     answers: str = "extract"
     # When the model leaves a page it quoted nothing from (back, a click, a search, the end), the reader
     # takes a last look at what it read there and quotes its best sentence if its probability of quoting
@@ -277,10 +286,12 @@ def shared_searches(browsers: list[Browser], actions: list[str]) -> list[str]:
 
 
 def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
-                 config: SamplingConfig | None = None, on_step: StepCallback | None = None) -> list[Episode]:
+                 config: SamplingConfig | None = None, on_step: StepCallback | None = None,
+                 answerer: Sampler | None = None) -> list[Episode]:
     """Browse with every browser in lockstep, then write each episode's answer from its quotes.
 
-    `on_step`, when given, is called after each browser step (see `StepCallback`).
+    `on_step`, when given, is called after each browser step (see `StepCallback`). `answerer`: the model
+    that reads and writes the answer (`SamplingConfig.answers == "read"`).
     """
     config = config or SamplingConfig()
     temperatures = config.temperatures(len(browsers))
@@ -291,6 +302,13 @@ def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
         generator = torch.Generator(device=sampler.device).manual_seed(config.seed)
     for browser in browsers:
         browser.reset(question)
+    floors: list[Quote | None] = [None] * len(browsers)
+    if config.floor:  # the rule "floor": the question as asked, its top result's passage kept for the answer
+        for index, browser in enumerate(browsers):
+            result = browser.step(f"{SEARCH}{question}")
+            floors[index] = floor_quote(browser.results)
+            if on_step is not None:
+                on_step(index, f"{SEARCH}{question}", result, browser)
     pages_read: list[dict[str, dict[str, None]]] = [{} for _ in browsers]  # per episode: page URL -> sentences
     while True:
         live = [(index, b) for index, b in enumerate(browsers) if not b.done]
@@ -326,21 +344,45 @@ def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
             if on_step is not None:
                 on_step(index, action, result, browser)
     # WebGPT answers from whatever was quoted, also when the actions ran out.
-    answering = [i for i, b in enumerate(browsers) if b.quotes and b.episode.end in ("Answer", "out of actions")]
-    if sampler.reader is not None and config.answers == "extract":
-        for i in answering:
-            browsers[i].episode.answer = extract_answer(sampler.reader, question, browsers[i].quotes,
-                                                        readings[i], generator)
+    answering = [i for i, b in enumerate(browsers)
+                 if (b.quotes or floors[i]) and b.episode.end in ("Answer", "out of actions")]
+    # The answer rests on the floor (when kept) and the agent's quotes: the episode records them all.
+    for i in answering:
+        if config.floor:
+            browsers[i].episode.quotes = reading_quotes(floors[i], browsers[i].quotes)
+    episodes = [browsers[i].episode for i in answering]
+    if config.answers == "read" and answerer is not None:
+        read_answers(answerer, question, episodes, [temperatures[i] for i in answering], config.top_p, generator)
+        for episode in episodes:  # the extractor where the answerer cited nothing (it cannot, constrained)
+            if not CITATION.search(episode.answer or "") and sampler.reader is not None:
+                episode.answer = extract_answer(sampler.reader, question, episode.quotes)
+    elif sampler.reader is not None and config.answers in ("extract", "read"):
+        for i, episode in zip(answering, episodes):
+            episode.answer = extract_answer(sampler.reader, question, episode.quotes, readings[i], generator)
     elif answering:
-        prompts = [answer_example(question, browsers[i].quotes, "")[0] for i in answering]
-        grammars = [AnswerGrammar(len(browsers[i].quotes)) for i in answering] if config.constrained else None
+        prompts = [answer_example(question, e.quotes, "")[0] for e in episodes]
+        grammars = [AnswerGrammar(len(e.quotes)) for e in episodes] if config.constrained else None
         answers = sampler.sample(prompts, config.max_answer_tokens, [temperatures[i] for i in answering],
                                  config.top_p, generator, grammars)
         if config.constrained:
-            answers = finish_answers(sampler, prompts, answers, [len(browsers[i].quotes) for i in answering])
-        for i, text in zip(answering, answers):
-            browsers[i].episode.answer = text
+            answers = finish_answers(sampler, prompts, answers, [len(e.quotes) for e in episodes])
+        for episode, text in zip(episodes, answers):
+            episode.answer = text
     return [b.episode for b in browsers]
+
+
+def read_answers(answerer: Sampler, question: str, episodes: list[Episode], temperatures: list[float],
+                 top_p: float = 0.95, generator: torch.Generator | None = None) -> None:
+    """Each episode's answer, written by the answerer from the episode's quotes (`webqa.policy.reading`)."""
+    if not episodes:
+        return
+    prompts = [reading_prompt(answerer.tokenizer, question, e.quotes) for e in episodes]
+    counts = [len(e.quotes) for e in episodes]
+    answers = answerer.sample(prompts, MAX_ANSWER_TOKENS, temperatures, top_p, generator,
+                              [AnswerGrammar(count, MAX_ANSWER_WORDS) for count in counts])
+    answers = finish_answers(answerer, prompts, answers, counts)
+    for episode, text in zip(episodes, answers):
+        episode.answer = text.strip()
 
 
 def finish_answers(sampler: Sampler, prompts: list[str], answers: list[str], quotes: list[int],

@@ -10,9 +10,12 @@ with it (the reader, the specific finds, the answer extractor) stay as they are.
    question's most specific words still left (`specific_find`), until the reader quotes or the
    finds run out;
 4. if nothing was quoted, quote the sentence the reader ranks first among all those read on the page;
-5. `End: Answer`, the answer extracted from the quotes (`extract_answer`).
+5. `End: Answer`; with an answerer (as the agent has), it reads the floor (the passage of the top
+   result of step 1) and the quotes and writes the answer (`webqa.policy.reading`), as the agent's
+   answer step does; without one, the answer is extracted from the quotes (`extract_answer`).
 
-No language model is called: an episode takes milliseconds.
+No language model navigates: an episode takes milliseconds, and the answerer's reading about two
+seconds.
 """
 
 from __future__ import annotations
@@ -21,16 +24,21 @@ from webqa.env.browser import Browser
 from webqa.policy.expert_text import sentences_in_view
 from webqa.policy.extractor import extract_answer
 from webqa.policy.reader import QuoteReader
-from webqa.policy.rollout import QUOTE, reader_click, reader_quote, specific_find
+from webqa.policy.reading import floor_quote, reading_quotes
+from webqa.policy.rollout import QUOTE, read_answers, reader_click, reader_quote, specific_find
+from webqa.policy.sampler import Sampler
 from webqa.types import Episode
 
 END = "End: Answer"
 
 
-def script_episode(reader: QuoteReader, browser: Browser, question: str) -> Episode:
-    """One scripted episode for `question` in `browser`; its answer is set when it quoted anything."""
+def script_episode(reader: QuoteReader, browser: Browser, question: str,
+                   answerer: Sampler | None = None) -> Episode:
+    """One scripted episode for `question` in `browser`; its answer is set when it quoted anything, or,
+    with an answerer, when the question's search found anything."""
     browser.reset(question)
     browser.step(f"Search {question}")
+    floor = floor_quote(browser.results)
     click = reader_click(reader, browser)
     if click is not None:
         browser.step(click)
@@ -56,6 +64,9 @@ def script_episode(reader: QuoteReader, browser: Browser, question: str) -> Epis
     if not browser.done:
         browser.step(END)
     episode = browser.episode
-    if browser.quotes:
+    if answerer is not None and (floor or browser.quotes):
+        episode.quotes = reading_quotes(floor, browser.quotes)
+        read_answers(answerer, question, [episode], [0.0])
+    elif browser.quotes:
         episode.answer = extract_answer(reader, question, browser.quotes)
     return episode

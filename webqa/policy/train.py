@@ -47,6 +47,8 @@ class TrainConfig:
     """The knobs of a behavior-cloning run."""
 
     demos: list[str] = field(default_factory=list)  # JSONL files of demonstrations
+    # JSONL files of answer-step examples (`webqa.policy.reading_data`): the answerer's training data
+    examples: list[str] = field(default_factory=list)
     # Per file of `demos`: how many times each of its training demonstrations counts (missing: 1).
     # DAgger weights its small aggregate this way, so that a short run sees it.
     demo_repeats: tuple[int, ...] = ()
@@ -129,6 +131,28 @@ def read_and_split(config: TrainConfig) -> tuple[list[Demonstration], list[Demon
         train_demos += held_in * times
         eval_demos += held_out
     return train_demos, eval_demos
+
+
+def read_and_split_examples(config: TrainConfig) -> tuple[list[dict], list[dict]]:
+    """(train, eval) answer-step examples of every `examples` file, each file split alone."""
+    from webqa.policy.reading_data import read_examples
+
+    train_examples, eval_examples = [], []
+    for path in config.examples:
+        held_in, held_out = split_demos(read_examples(path), config.eval_share, config.seed)
+        train_examples += held_in
+        eval_examples += held_out
+    return train_examples, eval_examples
+
+
+def reading_pairs(tokenizer, examples: list[dict]) -> list[tuple[str, str]]:
+    """The (prompt, target) pair of each answer-step example: the reading prompt, the short cited answer."""
+    if not examples:
+        return []
+    from webqa.policy.reading import reading_prompt
+    from webqa.policy.reading_data import quotes_of
+
+    return [(reading_prompt(tokenizer, e["question"], quotes_of(e)), e["target"]) for e in examples]
 
 
 def pairs_of(demos: list[Demonstration], answer_weight: int = 1,
@@ -311,14 +335,17 @@ def train(config: TrainConfig) -> dict:
     out = Path(config.out)
     checkpoints = out / "checkpoints"
     train_demos, eval_demos = read_and_split(config)
-    if not train_demos and not eval_demos:
-        raise ValueError(f"no demonstrations in {', '.join(map(str, config.demos)) or '(no files given)'}")
+    train_examples, eval_examples = read_and_split_examples(config)
+    if not (train_demos or eval_demos or train_examples or eval_examples):
+        files = ", ".join(map(str, config.demos + config.examples)) or "(no files given)"
+        raise ValueError(f"no demonstrations or examples in {files}")
 
     model, tokenizer = prepare_model(config)
     prompt_format = config.prompt_format
-    train_pairs = pairs_of(train_demos, config.answer_weight, prompt_format)
+    train_pairs = pairs_of(train_demos, config.answer_weight, prompt_format) + reading_pairs(tokenizer, train_examples)
+    eval_pairs = pairs_of(eval_demos, prompt_format=prompt_format) + reading_pairs(tokenizer, eval_examples)
     train_rows, train_counts = build_rows(tokenizer, train_pairs, config.max_length)
-    eval_rows, eval_counts = build_rows(tokenizer, pairs_of(eval_demos, prompt_format=prompt_format), config.max_length)
+    eval_rows, eval_counts = build_rows(tokenizer, eval_pairs, config.max_length)
     if not train_rows:
         raise ValueError(f"no training rows: every target is longer than max_length={config.max_length}")
 
@@ -373,6 +400,7 @@ def train(config: TrainConfig) -> dict:
                                     "mark_question_words": prompt_format.mark_question_words},
         "base": base_name(config),
         "demonstrations": {"train": len(train_demos), "eval": len(eval_demos)},
+        "answer_examples": {"train": len(train_examples), "eval": len(eval_examples)},
         "examples": {"train": train_counts, "eval": eval_counts},
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "steps": trainer.state.global_step,
@@ -476,7 +504,9 @@ def load_policy_sampler(path: str | os.PathLike | None = None):
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of `webqa train bc` (also usable as a subparser's)."""
     d = TrainConfig()
-    parser.add_argument("--demos", nargs="+", required=True, metavar="FILE", help="JSONL files of demonstrations")
+    parser.add_argument("--demos", nargs="*", default=[], metavar="FILE", help="JSONL files of demonstrations")
+    parser.add_argument("--examples", nargs="*", default=[], metavar="FILE",
+                        help="JSONL files of answer-step examples (webqa.policy.reading_data): trains an answerer")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (resumes if it has checkpoints)")
     parser.add_argument("--base", default=None, metavar="MODEL", help=f"base model (default: {DEFAULT_MODEL})")
     parser.add_argument("--full", action="store_true", help="full fine-tune instead of LoRA")
@@ -508,8 +538,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if len(args.repeat) > len(args.demos):
         raise ValueError(f"--repeat gives {len(args.repeat)} counts for {len(args.demos)} --demos files")
     return TrainConfig(
-        demos=args.demos, out=args.out, base=args.base, full_finetune=args.full, max_steps=args.max_steps,
-        epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum,
+        demos=args.demos, examples=args.examples, out=args.out, base=args.base, full_finetune=args.full,
+        max_steps=args.max_steps, epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum,
         max_length=args.max_length, lora_r=args.lora_r, lora_alpha=2 * args.lora_r, train_layers=args.train_layers,
         answer_weight=args.answer_weight, eval_share=args.eval_share, save_steps=args.save_steps,
         log_steps=args.log_steps, seed=args.seed, resume=not args.fresh, init_adapter=args.init_adapter,
