@@ -99,6 +99,9 @@ class Handler(BaseHTTPRequestHandler):
                 self.send(200, "application/octet-stream", bytes(1000))
             elif path == "/untyped-binary":
                 self.send(200, None, bytes(range(256)) * 40)
+            elif path == "/nested":  # 100,000 nested <div>s: 1.1 MB that once took 20 s to parse
+                self.send(200, "text/html", b"<html><body>" + b"<div>" * 100_000 + b"deep text"
+                          + b"</div>" * 100_000 + b"<p>after it</p></body></html>")
             elif path == "/error":
                 self.send(500, "text/html", b"<p>oops</p>")
             else:
@@ -282,6 +285,14 @@ def test_address_problem(address, problem):
 def test_fetch_needs_an_http_url(backend, url):
     with pytest.raises(BackendError, match="not a web address"):
         backend.fetch(url)
+
+
+def test_a_page_nested_100000_deep_renders_within_five_seconds_of_its_download(server, tmp_path):
+    with WebBackend(allow_private=True, cache_dir=tmp_path, read_timeout=5) as backend:  # 5 MB cap: all of it
+        start = time.perf_counter()
+        text = text_of(backend.fetch(f"{server.base}/nested"))
+        assert time.perf_counter() - start < 5
+    assert "deep text" in text and "after it" in text
 
 
 def test_slow_server_times_out(server, tmp_path):
