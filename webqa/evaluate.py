@@ -41,7 +41,9 @@ from webqa.scoring import answer_words, is_correct, is_supported, normalize
 # "policy-unconstrained" (no grammar), "policy-written-quotes" (no quote reader), "policy-model-finds"
 # (Find looks for what the model wrote), "policy-model-answers" (the model writes the answer),
 # "policy-model-clicks" (clicks open the result the model wrote), "policy-no-last-look", and
-# "policy-sentence-quotes" (the model's likelihood chooses quotes).
+# "policy-sentence-quotes" (the model's likelihood chooses quotes); and the answer step of issue 27,
+# not yet the default: "script-read" and "policy-n1-read" (the floor and the answerer reading it and
+# the quotes, `--answerer DIR`; see webqa.policy.reading).
 SYSTEMS = ("bm25-sentence", "script", "rag", "policy-n1", "policy")  # in the order they run: cheap first
 RAG_CONTEXT_WORDS = 220
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
