@@ -73,9 +73,10 @@ def answer(question: str, *, n: int = DEFAULT_N, backend: str | Backend = "local
     (`SamplingConfig.best_of`); the reward model (`reward`, a folder; by default the shipped one) scores
     every answer and the highest wins; every candidate is kept on the Answer with its `.score`.
 
-    Every episode starts by searching the question as asked; the answerer (`answerer`, a folder; by default
-    the shipped one, else the base model) reads the passage of its top result and the episode's quotes
-    and writes the answer (`webqa.policy.reading`).
+    With `sampling.answers == "read"` (not yet the default), the answerer (`answerer`, a folder; by default
+    the shipped one, else the base model) reads the episode's quotes and writes the answer; with
+    `sampling.floor`, every episode first searches the question as asked and the passage of its top
+    result is read too (`webqa.policy.reading`).
 
     `on_step(index, action, result, browser)` is called after every browser step (a live view);
     see `webqa.policy.rollout.StepCallback`.

@@ -182,9 +182,10 @@ class LocalCorpus:
             return []
         rows = self._query(f"SELECT id, title, url, first_passage, last_passage FROM pages "
                            f"WHERE id IN ({','.join('?' * len(ranked))})", tuple(ranked))
-        best = {rowid: (t, u, self._best_passage(words, first, last)) for rowid, t, u, first, last in rows}
-        found = {rowid: SearchResult(title=t, url=u, snippet=snippet(text, words), passage=text)
-                 for rowid, (t, u, text) in best.items()}
+        found = {}
+        for rowid, title, url, first, last in rows:
+            text = self._best_passage(words, first, last)
+            found[rowid] = SearchResult(title=title, url=url, snippet=snippet(text, words), passage=text)
         return [found[rowid] for rowid in ranked]
 
     def _search_passages(self, query: str, k: int) -> list[SearchResult]:

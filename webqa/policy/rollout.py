@@ -347,8 +347,8 @@ def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
     answering = [i for i, b in enumerate(browsers)
                  if (b.quotes or floors[i]) and b.episode.end in ("Answer", "out of actions")]
     # The answer rests on the floor (when kept) and the agent's quotes: the episode records them all.
-    for i in answering:
-        if config.floor:
+    if config.floor:
+        for i in answering:
             browsers[i].episode.quotes = reading_quotes(floors[i], browsers[i].quotes)
     episodes = [browsers[i].episode for i in answering]
     if config.answers == "read" and answerer is not None:
