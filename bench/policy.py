@@ -21,10 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from webqa.agent import load_sampler  # noqa: E402
+from webqa.loading import load_sampler  # noqa: E402
 from webqa.env import Browser, LocalCorpus  # noqa: E402
-from webqa.policy.expert import POLICY_BROWSER  # noqa: E402
-from webqa.policy.rollout import SamplingConfig, run_episodes  # noqa: E402
+from webqa.policy.prompts import POLICY_BROWSER  # noqa: E402
+from webqa.policy.config import SamplingConfig  # noqa: E402
+from webqa.policy.rollout import run_episodes  # noqa: E402
 from webqa.policy.sampler import Sampler, SamplerStats  # noqa: E402
 from webqa.qa import load_questions  # noqa: E402
 

@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from webqa.agent import answer, load_reward, load_sampler  # noqa: E402
+from webqa.agent import answer  # noqa: E402
+from webqa.loading import load_reward, load_sampler  # noqa: E402
 from webqa.policy.sampler import SamplerStats  # noqa: E402
 from webqa.qa import load_questions  # noqa: E402
 

@@ -27,9 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from webqa.agent import answer, load_sampler  # noqa: E402
-from webqa.evaluate import read_questions, score  # noqa: E402
-from webqa.policy.rollout import SamplingConfig  # noqa: E402
+from webqa.agent import answer  # noqa: E402
+from webqa.loading import load_sampler  # noqa: E402
+from webqa.qa import read_questions  # noqa: E402
+from webqa.scoring import score_record  # noqa: E402
+from webqa.policy.config import SamplingConfig  # noqa: E402
 from webqa.policy.sampler import SamplerStats  # noqa: E402
 from webqa.records import append_record, read_records  # noqa: E402
 
@@ -39,7 +41,7 @@ GREEDY = "greedy"
 def graded(result, answers: list[str]) -> dict:
     """The chosen answer's grade, with each candidate's."""
     def correct(text: str, references, actions) -> bool:
-        return score({"answer": text, "quotes": [r.quote for r in references], "actions": actions}, answers)["correct"]
+        return score_record({"answer": text, "quotes": [r.quote for r in references], "actions": actions}, answers)["correct"]
 
     return {"correct": correct(result.text if result.found else "", result.references, result.trajectory.actions),
             "candidates": [{"correct": correct(c.text, c.references, c.episode.actions), "score": c.score,

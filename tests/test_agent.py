@@ -42,7 +42,7 @@ def test_ask_json_has_the_answer_fields(corpus, capsys):
 
 @pytest.mark.slow
 def test_the_shipped_reward_model_prefers_the_answer_its_quote_supports():
-    from webqa.agent import load_reward
+    from webqa.loading import load_reward
     from webqa.types import Quote
 
     model = load_reward()

@@ -64,7 +64,8 @@ def test_ask_shows_each_step_on_stderr_as_it_happens_unless_quiet(corpus, capsys
     captured = capsys.readouterr()
     steps = captured.err.strip().splitlines()
     assert len(steps) == len(ACTIONS)
-    assert [line.split(None, 1)[1].startswith(action) for line, action in zip(steps, ACTIONS)] == [True] * len(ACTIONS)
+    assert [line.split(None, 2)[2].startswith(action) for line, action in zip(steps, ACTIONS)] == [True] * len(ACTIONS)
+    assert [line.split()[1] for line in steps] == ["[model]"] * len(ACTIONS)  # who chose it: the model wrote each
     assert steps[0].split()[0] == "1" and "(" in steps[-1]  # numbered; the page's title once on a page
     assert captured.out.startswith(ANSWER)
     monkeypatch.setattr(webqa.agent, "load_sampler", lambda policy=None: ScriptedSampler(ACTIONS))

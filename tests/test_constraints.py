@@ -7,7 +7,8 @@ from tests.tiny import tiny_policy_folder
 from webqa.env import Browser, BrowserSettings
 from webqa.policy.constraints import ActionGrammar, AnswerGrammar, CitationEnding, action_grammar
 from webqa.policy.model import load_model
-from webqa.policy.rollout import SamplingConfig, finish_answers, run_episodes
+from webqa.policy.config import SamplingConfig
+from webqa.policy.rollout import finish_answers, run_episodes
 from webqa.policy.sampler import Sampler
 from webqa.scoring import MAX_ANSWER_WORDS, answer_words, is_correct
 
@@ -302,4 +303,15 @@ def test_answers_cut_by_the_token_cap_get_a_citation(tiny_sampler):
     for answer, count, text in zip(answers, quotes, finished):
         assert text.startswith(answer) and AnswerGrammar(count).complete(text), text
         assert answer_words(text) == answer_words(answer)
+
+
+
+def test_answer_cites_each_quote_at_most_once():
+    grammar = AnswerGrammar(2)
+    assert grammar.complete("The Danube [1] [2].")
+    assert not grammar.allows("The Danube [1] [1]") and not grammar.allows("The Danube [2][1][2]")
+    assert grammar.complete("The river [1] is the Danube [1].")  # the same quote again, later on
+    assert not grammar.allows("The Danube [1] [1")  # no digit that only repeats a citation
+    assert grammar.allows("The Danube [1] [2")
+    assert not AnswerGrammar(1).allows("The Danube [1] [")  # nothing left to cite
 

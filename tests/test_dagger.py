@@ -22,9 +22,11 @@ from webqa.policy.dagger import (
     run_dagger,
     same_action,
 )
-from webqa.policy.expert import POLICY_BROWSER, Expert, reformulations
+from webqa.policy.expert import Expert
 from webqa.policy.model import load_model
+from webqa.policy.prompts import POLICY_BROWSER
 from webqa.policy.train import TrainConfig, build_rows, pairs_of, read_demos
+from webqa.text import reformulations
 from webqa.types import Demonstration, Episode
 
 SHORT = replace(POLICY_BROWSER, max_actions=4)  # four states per episode keep the rollouts short

@@ -5,20 +5,22 @@ import json
 import pytest
 
 from webqa.env import Browser
-from webqa.evaluate import best_sentence, evaluate, furthest_stage, read_questions, score
-from webqa.policy.expert import POLICY_BROWSER
+from webqa.evaluate import best_sentence, evaluate, furthest_stage
+from webqa.qa import read_questions
+from webqa.scoring import score_record
+from webqa.policy.prompts import POLICY_BROWSER
 from webqa.report import STAGES, build_report, format_report, markdown, summarize
 
 
 def test_score_counts_correct_supported_cited_and_invalid():
     record = {"answer": "It is the Danube [1].", "quotes": ["Vienna lies on the Danube."],
               "actions": ["Search Vienna", "Clicked on link 0", "click it!", "End: Answer"], "seconds": 1.0}
-    figures = score(record, ["Danube"])
+    figures = score_record(record, ["Danube"])
     assert figures == {"correct": True, "supported": True, "citations_valid": True, "answered": True,
                        "words": 4, "actions": 4, "invalid_actions": 1}
-    wrong = score({**record, "answer": "The Rhine [2]."}, ["Danube"])
+    wrong = score_record({**record, "answer": "The Rhine [2]."}, ["Danube"])
     assert not wrong["correct"] and not wrong["supported"] and not wrong["citations_valid"]
-    uncited = score({**record, "answer": "The Danube."}, ["Danube"])
+    uncited = score_record({**record, "answer": "The Danube."}, ["Danube"])
     assert uncited["correct"] and not uncited["supported"] and not uncited["citations_valid"]
 
 
@@ -30,7 +32,7 @@ def test_best_sentence_prefers_the_most_overlap():
 def test_questions_file_must_have_question_and_answers(tmp_path):
     bad = tmp_path / "q.jsonl"
     bad.write_text('{"question": "x", "answers": ["y"]}\n{"question": "z"}\n')
-    with pytest.raises(ValueError, match="q.jsonl:2"):
+    with pytest.raises(ValueError, match="q.jsonl, line 2"):
         read_questions(bad)
 
 

@@ -16,7 +16,8 @@ from webqa.demos import (
     repair,
 )
 from webqa.env import Browser, check_citations, parse, replay
-from webqa.policy.expert import POLICY_BROWSER, Expert, label
+from webqa.policy.expert import Expert, label
+from webqa.policy.prompts import POLICY_BROWSER
 from webqa.scoring import is_correct, is_supported
 from webqa.types import Demonstration
 

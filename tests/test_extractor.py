@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from webqa.agent import SHIPPED_POLICY
+from webqa.loading import SHIPPED_POLICY
 from webqa.policy.extractor import CLAUSE_BREAK, MAX_WORDS, Run, clause_runs, extract_answer, run_answer
 from webqa.policy.reader import load_reader
 from webqa.scoring import is_correct

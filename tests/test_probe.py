@@ -7,12 +7,12 @@ import pytest
 from tests.tiny import tiny_policy_folder
 from webqa.demos import mixed_questions
 from webqa.env import Browser
-from webqa.policy.expert import POLICY_BROWSER
 from webqa.policy.model import load_model
+from webqa.policy.prompts import POLICY_BROWSER
 from webqa.policy.sampler import Sampler
-from webqa.policy.expert_text import sentences_in_view
 from webqa.probe import CHOOSERS, MAX_ACTIONS, format_summary, probe
 from webqa.scoring import is_supported
+from webqa.text import sentences_in_view
 
 
 @pytest.fixture(scope="module")

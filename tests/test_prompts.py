@@ -5,17 +5,18 @@ import re
 import pytest
 
 from webqa.env import Browser
-from webqa.policy.expert import POLICY_BROWSER
 from webqa.policy.prompts import (
     FORMAT_FILE,
     PLAIN,
+    POLICY_BROWSER,
     PromptFormat,
     action_example,
     examples_from_demonstration,
     mark_question_words,
     question_keys,
 )
-from webqa.policy.rollout import SamplingConfig, run_episodes
+from webqa.policy.config import SamplingConfig
+from webqa.policy.rollout import run_episodes
 from webqa.types import Demonstration, Step
 
 QUESTION = "Which river flows through the city of Vienna?"

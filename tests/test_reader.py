@@ -10,8 +10,6 @@ import torch
 from webqa.demos import EXPERT_FILE, read_demonstrations
 from webqa.env import Browser, BrowserSettings
 from webqa.policy.constraints import QUOTE
-from webqa.policy.expert_moves import quote_action
-from webqa.policy.expert_text import sentences_in_view
 from webqa.policy.extractor import extract_answer
 from webqa.policy.reader import (
     FEATURES,
@@ -24,14 +22,11 @@ from webqa.policy.reader import (
     reading_states,
     unquoted_in_view,
 )
-from webqa.policy.rollout import (
-    SamplingConfig,
-    quotable_sentences,
-    reader_click,
-    reader_quote,
-    run_episodes,
-)
+from webqa.policy.config import SamplingConfig
+from webqa.policy.rollout import run_episodes
+from webqa.policy.rules import quotable_sentences, reader_click, reader_quote
 from webqa.policy.sampler import Sampler
+from webqa.text import quote_action, sentences_in_view
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +172,7 @@ def test_episodes_quote_with_the_policys_reader_without_asking_the_model(tiny_po
 
 
 def test_the_shipped_reader_loads_and_agrees_with_the_expert(states):
-    from webqa.agent import SHIPPED_POLICY
+    from webqa.loading import SHIPPED_POLICY
 
     reader = load_reader(SHIPPED_POLICY)
     assert reader is not None

@@ -9,7 +9,8 @@ from webqa.env import Browser, BrowserSettings, LocalCorpus
 from webqa.env.answering import CITATION, READ_WORDS, passage_around
 from webqa.policy.reading import MAX_PASSAGES, floor_quote, reading_prompt, reading_quotes, reading_text
 from webqa.policy.reading_data import build_example, quotes_of
-from webqa.policy.rollout import SamplingConfig, run_episodes
+from webqa.policy.config import SamplingConfig
+from webqa.policy.rollout import run_episodes
 from webqa.policy.sampler import Sampler
 from webqa.scoring import normalize
 from webqa.types import Quote, SearchResult
@@ -78,14 +79,18 @@ def test_every_episode_searches_the_question_and_its_answer_reads_the_floor_firs
                             answerer=sampler)
     top = corpus.search(QUESTION, k=1)[0]
     for episode in episodes:
-        assert episode.actions[0] == f"Search {QUESTION}"
+        assert episode.actions[0] == f"Search {QUESTION}" and episode.steps[0].by == "rule:floor"
+        assert all(step.by in ("model", "reader", "rule:specific-find", "rule:last-look", "rule:shared-search")
+                   for step in episode.steps[1:])
         if episode.end in ("Answer", "out of actions"):
+            assert episode.answered_by in ("model", "extractor")
             assert episode.quotes[0].by == "floor" and episode.quotes[0].url == top.url
             cited = [int(n) for n in CITATION.findall(episode.answer)]
             assert cited and all(1 <= n <= len(episode.quotes) for n in cited)  # the grammar keeps them valid
     assert any(e.end in ("Answer", "out of actions") for e in episodes)
     restored = type(episodes[0]).from_dict(json.loads(json.dumps(episodes[0].to_dict())))
     assert restored.quotes == episodes[0].quotes  # the floor's `by` and the contexts survive JSON
+    assert restored.steps == episodes[0].steps and restored.answered_by == episodes[0].answered_by
 
 
 def test_an_example_holds_the_gold_passage_distractors_and_a_cited_target(passages_corpus):

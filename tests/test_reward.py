@@ -13,7 +13,7 @@ from webqa.comparisons import append_comparison
 from webqa.env import BrowserSettings
 from webqa.env.answering import answer_prompt
 from webqa.policy.reader import FEATURES, READER_FILE, QuoteReader, load_reader
-from webqa.policy.train import load_policy
+from webqa.policy.model import load_policy
 from webqa.records import append_record
 from webqa.reward.best_of import evaluate_pool, format_best_of
 from webqa.reward.model import POLICY_COPY, build_reward_model, load_reward_model
@@ -137,6 +137,24 @@ def test_the_reward_model_starts_from_the_merged_policy_and_reloads_without_it(t
     assert load_reward_model(tmp_path / "rm", device="cpu", merge=False).score(ITEMS) == pytest.approx(before, abs=1e-4)
 
 
+def test_a_reward_model_on_the_shipped_policy_keeps_no_copy_and_refuses_a_retrained_one(tiny_base, tmp_path,
+                                                                                         monkeypatch):
+    import webqa.reward.model as reward_model
+
+    shipped = make_adapter(tiny_base, tmp_path / "shipped")
+    monkeypatch.setattr(reward_model, "SHIPPED_POLICY", shipped)
+    rm = build_reward_model(str(shipped), max_length=128)
+    rm.eval()
+    before = rm.score(ITEMS)
+    rm.save(tmp_path / "rm")
+    meta = json.loads((tmp_path / "rm" / "reward.json").read_text())
+    assert meta["policy"] == "shipped" and not (tmp_path / "rm" / POLICY_COPY).exists()
+    assert load_reward_model(tmp_path / "rm", device="cpu").score(ITEMS) == pytest.approx(before, abs=1e-4)
+    (shipped / "adapter_model.safetensors").write_bytes(b"retrained")
+    with pytest.raises(ValueError, match="earlier shipped policy"):
+        load_reward_model(tmp_path / "rm", device="cpu")
+
+
 def test_the_reward_model_starts_as_the_policys_reader_and_keeps_its_reading_weights(tiny_adapter, tmp_path):
     rm = build_reward_model(str(tiny_adapter), max_length=128)
     assert torch.count_nonzero(rm.head.weight) == 0  # the transformer's head starts silent
@@ -248,7 +266,8 @@ def fake_rollouts(monkeypatch):
 
 
 def test_best_of_n_returns_the_argmax_and_keeps_every_candidate(trained, fake_rollouts):
-    from webqa.agent import answer, load_reward
+    from webqa.agent import answer
+    from webqa.loading import load_reward
 
     rm = load_reward(str(trained[0]))
     calls, handle = count_forward_calls(rm.backbone)
@@ -330,8 +349,8 @@ def test_eval_pool_estimates_best_of_k_from_a_saved_pool(trained, corpus, tmp_pa
 
 def test_eval_pool_adds_best_of_k_with_the_greedy_answer_first_from_the_greedy_run(trained, corpus, tmp_path):
     from webqa.env import Browser
-    from webqa.policy.expert import POLICY_BROWSER
-    from webqa.policy.expert_text import sentences_in_view
+    from webqa.policy.prompts import POLICY_BROWSER
+    from webqa.text import sentences_in_view
     from webqa.reward.best_of import (GREEDY_FIRST, READER, READER_GREEDY_FIRST, baseline_scorers,
                                       greedy_first_best_of_k)
     from webqa.reward.pool import read_pool
@@ -406,8 +425,8 @@ def test_sample_writes_a_resumable_pool_and_synthetic_comparisons(tiny_base, cor
 
 def test_iteration_from_a_saved_pool_keeps_the_reward_models_replayed_picks(trained, corpus, tmp_path):
     from webqa.env import Browser
-    from webqa.policy.expert import POLICY_BROWSER
-    from webqa.policy.expert_text import sentences_in_view
+    from webqa.policy.prompts import POLICY_BROWSER
+    from webqa.text import sentences_in_view
     from webqa.reward.iterate import pool_picks
     from webqa.reward.pool import candidate_of, read_pool
 

@@ -10,7 +10,8 @@ import torch
 
 from webqa.comparisons import append_comparison, read_comparisons
 from webqa.records import load_as_dataset
-from webqa.reward.best_of import best_of_k, choose, estimates, format_best_of, gain_recovered, greedy_first_best_of_k
+from webqa.reward.best_of import best_of_k, estimates, format_best_of, gain_recovered, greedy_first_best_of_k
+from webqa.reward.model import choose
 from webqa.policy.prompts import examples_from_demonstration
 from webqa.reward.iterate import demonstration_of, is_clean, new_demonstrations
 from webqa.reward.pool import PoolCandidate, PoolRecord, read_pool

@@ -8,11 +8,12 @@ import torch
 
 from webqa.env import Browser, BrowserSettings
 from webqa.policy.constraints import ActionGrammar
-from webqa.policy.expert_moves import quote_action
-from webqa.policy.expert_text import sentences_in_view
 from webqa.policy.prompts import action_example
-from webqa.policy.rollout import BEST_OF_TEMPERATURE, SamplingConfig, choose_quote, run_episodes, shared_searches
+from webqa.policy.config import BEST_OF_TEMPERATURE, SamplingConfig
+from webqa.policy.rollout import run_episodes
+from webqa.policy.rules import choose_quote, shared_searches
 from webqa.policy.sampler import Sampler, cache_keyword, output_cache
+from webqa.text import quote_action, sentences_in_view
 
 
 @pytest.fixture(scope="module")
@@ -265,8 +266,8 @@ def test_episodes_with_sentence_quotes_quote_what_choose_quote_picks(tiny, corpu
 
 def test_specific_find_steps_through_the_rarest_question_words_on_the_page(corpus):
     from webqa.env.browser import matching_lines
-    from webqa.policy.expert_text import find_needles
-    from webqa.policy.rollout import specific_find
+    from webqa.text import find_needles
+    from webqa.policy.rules import specific_find
 
     browser = Browser(corpus, BrowserSettings(window_lines=12))
     question = "What ended the need for ABC to maintain interests in other countries?"
@@ -288,7 +289,7 @@ def test_specific_find_steps_through_the_rarest_question_words_on_the_page(corpu
 
 
 def test_episodes_with_specific_finds_look_for_what_specific_find_picks(tiny, corpus, monkeypatch):
-    from webqa.policy.rollout import specific_find
+    from webqa.policy.rules import specific_find
 
     sampler = Sampler(*tiny)
     question = "What ended the need for ABC to maintain interests in other countries?"
@@ -302,6 +303,10 @@ def test_episodes_with_specific_finds_look_for_what_specific_find_picks(tiny, co
         reference.step(action)
     assert episode.steps[2].action == specific_find(reference) != "Find in page: the"
     assert episode.steps[2].error is None
+    # Provenance: the rule's find is marked as the rule's, with the model's own proposal beside it.
+    assert [step.by for step in episode.steps] == ["model", "model", "rule:specific-find", "model"]
+    assert episode.steps[2].proposed == "Find in page: the"
+    assert [step.proposed for step in episode.steps[:2]] == [None, None]
 
 
 def test_searches_the_backend_answers_alike_are_worded_alike(corpus):

@@ -12,7 +12,7 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from webqa.env import Browser
 from webqa.paths import cache_dir
-from webqa.policy.model import DEFAULT_MODEL, KNOWN_MODELS, gguf_file
+from webqa.policy.model import DEFAULT_MODEL, KNOWN_MODELS, gguf_file, load_policy
 from webqa.policy.prompts import examples_from_demonstration
 from webqa.policy.train import (
     IGNORE,
@@ -22,7 +22,6 @@ from webqa.policy.train import (
     build_rows,
     config_from_args,
     encode,
-    load_policy,
     main,
     pairs_of,
     read_and_split,

@@ -19,8 +19,7 @@ from tests.tui_helpers import (
 )
 from webqa.demos import read_demonstrations
 from webqa.env import Browser
-from webqa.policy.expert import POLICY_BROWSER
-from webqa.policy.prompts import examples_from_demonstration
+from webqa.policy.prompts import POLICY_BROWSER, examples_from_demonstration
 from webqa.tui import TuiOptions, WebQAApp
 from webqa.tui.dialogs import AnswerEditor, ResumeDialog
 from webqa.tui.recording import Progress, Recorder, partial_path, save_progress

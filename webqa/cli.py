@@ -30,6 +30,7 @@ from dataclasses import asdict
 
 from webqa.agent import DEFAULT_N
 from webqa.env.backend import Backend, BackendError
+from webqa.env.local import DEFAULT_RANKING, RANKINGS
 
 
 def _backend(web: bool) -> Backend:
@@ -63,7 +64,8 @@ def cmd_ask(args: argparse.Namespace) -> None:
         data = result.to_dict()
         if not args.trajectory:  # observations are long; keep the actions
             for item in [data["trajectory"]] + [c["episode"] for c in data["candidates"]]:
-                item["steps"] = [{"action": s["action"], "error": s["error"]} for s in item["steps"]]
+                item["steps"] = [{key: step[key] for key in ("action", "error", "by", "proposed")}
+                                 for step in item["steps"]]
                 item.pop("final_observation", None)
         print(json.dumps(data, ensure_ascii=False, indent=1))
         return
@@ -80,14 +82,16 @@ def cmd_ask(args: argparse.Namespace) -> None:
 
 
 def _print_step(n: int):
-    """A step callback that shows the agent's work on stderr as it happens: episode, step, action, page."""
+    """A step callback that shows the agent's work on stderr as it happens: episode.step, who chose the
+    action (model, reader or a rule), the action, the page it led to."""
     counts = [0] * n
 
     def show(index: int, action: str, result, browser) -> None:
         counts[index] += 1
         where = "" if browser.page is None else f"  ({browser.page.title})"
         label = f"{counts[index]}" if n == 1 else f"{index + 1}.{counts[index]}"
-        line = f"{label:>5} {action}{where}"
+        by = browser.episode.steps[-1].by if browser.episode.steps else ""
+        line = f"{label:>5} {f'[{by}]' if by else '':<21}{action}{where}"
         if result.error:
             line += f"  ! {result.error.splitlines()[0][:100]}"
         print(line[:160], file=sys.stderr, flush=True)
@@ -103,7 +107,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     systems = tuple(s for s in systems if s != "none")  # --systems none: only the best-of-k pool
     if systems:
         report = evaluate(args.questions, args.out, n=args.n, limit=args.limit, systems=systems,
-                          policy=args.policy, reward=args.reward, answerer=args.answerer)
+                          policy=args.policy, reward=args.reward, answerer=args.answerer, ranking=args.ranking)
         print(format_report(report))
     if args.pool:
         from webqa.reward.best_of import evaluate_pool, format_best_of
@@ -163,10 +167,11 @@ def cmd_browse(args: argparse.Namespace) -> None:
             action = input("> ")
         except EOFError:
             break
-        print(browser.step(action).observation)
+        print(browser.step(action, by="human").observation)
     if args.save:
-        with open(args.save, "a", encoding="utf-8") as out:
-            out.write(json.dumps(browser.episode.to_dict(), ensure_ascii=False) + "\n")
+        from webqa.records import append_record
+
+        append_record(args.save, browser.episode.to_dict())
         print(f"episode appended to {args.save}")
 
 
@@ -273,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     eval_.add_argument("--policy", help="a policy folder (default: the shipped one)")
     eval_.add_argument("--pool", type=int, help="best-of-k: sample N episodes per question once (e.g. 8)")
     eval_.add_argument("--reward", help="a reward model folder (default: the shipped one)")
+    eval_.add_argument("--ranking", choices=RANKINGS, default=DEFAULT_RANKING,
+                       help=f"how the encyclopedia ranks search results for every system (default: {DEFAULT_RANKING})")
     eval_.add_argument("--answerer", help="the answer step's model: an adapter folder or a model "
                                           "(default: the shipped answerer, else the base model)")
     eval_.set_defaults(run=cmd_eval)
@@ -289,8 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--web", action="store_true", help="search the live web instead")
     search.add_argument("--json", action="store_true", help="print JSON")
     search.add_argument("-k", type=int, default=10, help="number of results")
-    search.add_argument("--ranking", choices=["pages", "passages"],
-                        help="the encyclopedia's ranking: whole pages (the default for now) or their best passages")
+    search.add_argument("--ranking", choices=RANKINGS,
+                        help=f"the encyclopedia's ranking: whole pages or their best passages "
+                             f"(default: {DEFAULT_RANKING})")
     search.set_defaults(run=cmd_search)
 
     open_ = commands.add_parser("open", help="print a page rendered with numbered links")

@@ -56,7 +56,8 @@ def generate_demonstrations(questions: list[dict], out_path: str | Path, n: int,
     Returns counts: attempted, succeeded, mean actions, shares with a wrong click and two quotes.
     """
     from webqa.env.local import LocalCorpus
-    from webqa.policy.expert import POLICY_BROWSER, Expert
+    from webqa.policy.expert import Expert
+    from webqa.policy.prompts import POLICY_BROWSER
 
     out_path = Path(out_path)
     settings = settings or POLICY_BROWSER
@@ -133,7 +134,7 @@ def mixed_questions(split: str, seed: int) -> dict[str, list[dict]]:
 def main(argv: list[str] | None = None) -> int:
     """`webqa demos`: generate expert demonstrations, half open-domain and half SQuAD."""
     from webqa.env.local import DEFAULT_RANKING, RANKINGS, LocalCorpus
-    from webqa.policy.expert import POLICY_BROWSER
+    from webqa.policy.prompts import POLICY_BROWSER
 
     parser = argparse.ArgumentParser(prog="webqa demos", description=main.__doc__)
     parser.add_argument("--questions-split", default="train", help="question split to use (default: train)")

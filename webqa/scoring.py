@@ -2,7 +2,8 @@
 
 An answer is correct when any gold alias, normalized, occurs as whole words in
 the first 40 words (`answer_words`) of the normalized answer (SQuAD-style normalization:
-lowercase, no punctuation, no articles, accents folded).
+lowercase, no punctuation, no articles, accents folded). `score_record` gives one answered
+question's figures (correct, supported, citations valid, words, actions) as `webqa eval` counts them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
+
+from webqa.env.answering import check_citations
+from webqa.env.commands import InvalidCommand, parse
 
 MAX_ANSWER_WORDS = 40
 
@@ -47,3 +51,25 @@ def is_supported(quotes_text: list[str], aliases: list[str]) -> bool:
     """Whether any alias occurs in any of the quotes (no length cut)."""
     padded = [f" {normalize(text)} " for text in quotes_text]
     return any(f" {normalize(a)} " in text for a in aliases if normalize(a) for text in padded)
+
+
+def score_record(record: dict, answers: list[str]) -> dict:
+    """Per-question figures: correct, supported, citations valid, words, actions, invalid actions."""
+    text, quotes = record["answer"], record["quotes"]
+    check = check_citations(text, quotes)  # only the number of quotes matters to the check
+    cited = [quotes[n - 1] for n in check.cited]
+    invalid = 0
+    for action in record["actions"]:
+        try:
+            parse(action)
+        except InvalidCommand:
+            invalid += 1
+    return {
+        "correct": bool(text) and is_correct(text, answers),
+        "supported": bool(text) and is_supported(cited, answers),
+        "citations_valid": bool(text) and check.valid,
+        "answered": bool(text),
+        "words": len(answer_words(text)),
+        "actions": len(record["actions"]),
+        "invalid_actions": invalid,
+    }

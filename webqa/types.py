@@ -97,6 +97,12 @@ class Step:
     observation: str
     action: str
     error: str | None = None
+    # Who chose the action: "model" (the policy wrote it), "reader" (the quote reader chose the quote or the
+    # result to open), "rule:<name>" (a hand-made rule: "rule:floor", "rule:specific-find", "rule:last-look",
+    # "rule:shared-search"), "script", "expert", "human"; "" when not recorded.
+    by: str = ""
+    # Where a rule or the reader replaced the model's action: what the model itself wrote.
+    proposed: str | None = None
 
 
 @dataclass
@@ -109,6 +115,9 @@ class Episode:
     final_observation: str = ""
     end: str | None = None  # "Answer", "Nonsense", "Controversial", or "out of actions"
     answer: str | None = None
+    # Who wrote the answer: "model" (the answer step read the quotes), "extractor" (the reader's run of
+    # clauses of a quote), "expert", "human", "script"; "" when not recorded.
+    answered_by: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property

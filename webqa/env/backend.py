@@ -25,7 +25,7 @@ class Backend(Protocol):
 
     A backend may also define `search_key(query)`: a value that two queries share when they are bound
     to return the same results (for instance, up to case). Episodes sampled in lockstep then word such
-    searches alike and stay in one state (`webqa.policy.rollout.shared_searches`).
+    searches alike and stay in one state (`webqa.policy.rules.shared_searches`).
     """
 
     name: str

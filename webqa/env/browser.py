@@ -85,8 +85,11 @@ class Browser:
         self.episode.final_observation = self.observation()
         return self.episode.final_observation
 
-    def step(self, action: str) -> StepResult:
-        """Take one command; returns the next observation, whether the episode is over, and any error."""
+    def step(self, action: str, by: str = "", proposed: str | None = None) -> StepResult:
+        """Take one command; returns the next observation, whether the episode is over, and any error.
+
+        `by` and `proposed` only annotate the episode (`Step.by`, `Step.proposed`): who chose the action.
+        """
         state = self._state
         if state.done:
             return StepResult(self.observation(), True, "the episode is over; call reset() to start another")
@@ -107,7 +110,7 @@ class Browser:
         state.actions_left -= 1
         if state.actions_left <= 0 and not state.done:
             state.done, state.end = True, "out of actions"
-        self.episode.steps.append(Step(observation=shown, action=str(action), error=message))
+        self.episode.steps.append(Step(observation=shown, action=str(action), error=message, by=by, proposed=proposed))
         self.episode.quotes = list(state.quotes)
         self.episode.end = state.end
         self.episode.final_observation = self.observation()

@@ -12,9 +12,7 @@ the local copy.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import re
 import shutil
 import sqlite3
@@ -30,6 +28,7 @@ from webqa.env.backend import BackendError, PageNotFound
 from webqa.env.passages import QUESTION_STOPWORDS as STOPWORDS
 from webqa.env.passages import PassageIndex, page_windows, query_tokens
 from webqa.paths import CORPUS_FILE, cache_dir
+from webqa.records import read_records
 from webqa.types import Document, Link, SearchResult, Span
 
 TITLE_WEIGHT = 10.0
@@ -324,8 +323,7 @@ class LocalCorpus:
 
 def read_corpus(path: Path) -> list[dict]:
     """All pages of a corpus file."""
-    with gzip.open(path, "rt", encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
+    return read_records(path, dict, "page")
 
 
 def passages_path(index_path: Path) -> Path:

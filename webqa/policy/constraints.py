@@ -211,10 +211,19 @@ def _kind(action: str) -> str:
     return next((kind for kind in KINDS if action.startswith(kind)), action)
 
 
+_CITATION_RUN = re.compile(r"\[\d+\](?:\s*\[\d+\])*")  # adjacent citations: "[1] [2]"
+
+
+def _last_citations(text: str) -> str:
+    """The run of citations `text` ends with ("[1] [2]" of "the Danube [1] [2] "), else ""."""
+    match = re.search(r"(?:\[\d+\]\s*)+$", text)
+    return match.group(0) if match else ""
+
+
 @dataclass
 class AnswerGrammar:
     """An answer of at most `max_words` words whose every `[n]` names one of the `quotes` collected,
-    with at least one citation.
+    with at least one citation, and no quote twice in one run of citations ("[1] [1]" is a loop).
 
     The word limit is the scorer's (it reads no further); it also ends the answers a small model
     sometimes writes in a loop ("The answer is the answer is ...") with a citation, not at the
@@ -230,10 +239,11 @@ class AnswerGrammar:
         body = text[:opened] if opened > closed else text
         if not self._citations_ok(body) or len(answer_words(body)) > self.max_words:
             return False
-        if opened > closed:  # a citation being written: digits that can still name a quote
+        if opened > closed:  # a citation being written: digits that can still name a quote not yet cited
             digits = text[opened + 1:]
-            return digits == "" or (digits.isdigit() and not digits.startswith("0")
-                                    and any(str(n).startswith(digits) for n in range(1, self.quotes + 1)))
+            cited = {int(n) for n in CITATION.findall(_last_citations(body))}
+            return (digits.isdigit() or digits == "") and not digits.startswith("0") and any(
+                str(n).startswith(digits) for n in range(1, self.quotes + 1) if n not in cited)
         return True
 
     def complete(self, text: str) -> bool:
@@ -243,10 +253,13 @@ class AnswerGrammar:
         return None  # an answer may hold any character
 
     def _citations_ok(self, text: str) -> bool:
-        """Every bracket in `text` is a citation of a collected quote."""
-        if text.count("[") != text.count("]") or len(CITATION.findall(text)) != text.count("["):
+        """Every bracket in `text` is a citation of a collected quote, none twice in one run ("[1] [1]")."""
+        cited = CITATION.findall(text)
+        if text.count("[") != text.count("]") or len(cited) != text.count("["):
             return False
-        return all(1 <= int(n) <= self.quotes for n in CITATION.findall(text))
+        if not all(1 <= int(n) <= self.quotes for n in cited):
+            return False
+        return all(len(set(group)) == len(group) for group in map(CITATION.findall, _CITATION_RUN.findall(text)))
 
 
 # What may follow a cut-off answer: the rest of a citation it began, then citations, then one full stop.

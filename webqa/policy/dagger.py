@@ -50,12 +50,19 @@ from webqa.demos import append_demonstration, mixed_questions, read_demonstratio
 from webqa.env.backend import Backend
 from webqa.env.browser import Browser, BrowserSettings, find_quote
 from webqa.env.commands import InvalidCommand, parse
-from webqa.env.local import fts_query
+from webqa.env.local import LocalCorpus, fts_query
 from webqa.env.render import strip_markup
-from webqa.policy.expert import POLICY_BROWSER, Expert, compose_answer
-from webqa.policy.train import TrainConfig, load_policy_sampler, read_demos, train
+from webqa.loading import SHIPPED_POLICY
+from webqa.policy.config import SamplingConfig
+from webqa.policy.expert import Expert
+from webqa.policy.expert_text import compose_answer
+from webqa.policy.prompts import POLICY_BROWSER
+from webqa.policy.rollout import run_episodes
+from webqa.policy.sampler import load_policy_sampler
+from webqa.policy.train import TrainConfig, read_demos, train
 from webqa.scoring import is_correct
 from webqa.types import Demonstration, Episode, Step
+
 
 STATE_FILE = "dagger.json"
 AGGREGATE_FILE = "labelled.jsonl.gz"
@@ -97,7 +104,6 @@ def run_dagger(config: DaggerConfig, questions: list[dict], backend: Backend | N
     """Run the rounds not finished yet on `questions` (records with id, question, answers); returns every
     round's figures."""
     if backend is None:
-        from webqa.env.local import LocalCorpus
 
         backend = LocalCorpus.default()
     if not questions:
@@ -169,7 +175,6 @@ def roll_out_round(config: DaggerConfig, round_: int, policy: str | None, questi
 
 def roll_out(sampler, backend: Backend, record: dict, config: DaggerConfig, round_: int) -> list[Episode]:
     """The policy's episodes on one question (seeded: a resumed run samples the same ones)."""
-    from webqa.policy.rollout import SamplingConfig, run_episodes
 
     seed = zlib.crc32(f"{config.seed}:{round_}:{record['id']}".encode())
     sampling = SamplingConfig(temperature=config.temperature, top_p=config.top_p, seed=seed)
@@ -218,7 +223,7 @@ def label_episode(expert: Expert, episode: Episode, gold: list[str]) -> list[tup
             raise ValueError(f"replaying {episode.question!r}: state {number} differs from the one the policy saw")
         right = expert.label(browser, episode.question, gold)
         labels.append((right, right is not None and same_action(step.action, right, browser)))
-        browser.step(step.action)
+        browser.step(step.action, by=step.by, proposed=step.proposed)
     return labels
 
 
@@ -338,7 +343,6 @@ def question_pool(split: str, seed: int, covered: set[str]) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     """`webqa train dagger`: DAgger rounds of rollouts, expert labels and behavior cloning."""
-    from webqa.agent import SHIPPED_POLICY
 
     d = DaggerConfig(demos=[], out="")
     t = d.train

@@ -18,8 +18,11 @@ so a cloned policy sees recovery rather than one fixed script.
     demo.episode, demo.answer          # demo is None when the answer was not reached
     label(browser, question, gold)     # the next action for any live browser
 
-Its text work (queries, passages, the answer sentence) is in `expert_text`, and
-its moves on a page (finds, scrolls, the quote command) in `expert_moves`.
+Its gold-steered text work (the passages to quote, the answer sentence) is in
+`expert_text`, its moves on a page (finds, scrolls) in `expert_moves`, and the
+gold-free text helpers it shares with the policy (queries, finds, sentences, the
+quote command) in `webqa.text`; the browser it drives by default, `POLICY_BROWSER`,
+is the policy's (`webqa.policy.prompts`).
 """
 
 from __future__ import annotations
@@ -31,24 +34,12 @@ from webqa.env.backend import Backend, BackendError
 from webqa.env.browser import Browser, BrowserSettings
 from webqa.env.local import fts_query
 from webqa.env.render import Page, render, search_page
-from webqa.policy.expert_moves import P_DETOUR, link_lines, plan_moves, quote_action  # noqa: F401 (re-exported)
-from webqa.policy.expert_text import (  # noqa: F401 (re-exported)
-    MAX_ANSWER_WORDS,
-    Passage,
-    alias_span,
-    compose_answer,
-    find_needles,
-    fits,
-    passages,
-    question_stems,
-    rarity_weights,
-    reformulations,
-)
+from webqa.policy.expert_moves import link_lines, plan_moves
+from webqa.policy.expert_text import Passage, compose_answer, passages
+from webqa.policy.prompts import POLICY_BROWSER
 from webqa.scoring import is_supported
+from webqa.text import find_needles, fits, question_stems, quote_action, rarity_weights, reformulations
 from webqa.types import Episode, Quote
-
-# The browser the small policy drives: a short window keeps observations short.
-POLICY_BROWSER = BrowserSettings(window_lines=12, max_actions=16)
 
 # How often generation departs from the straight path (and P_DETOUR, in expert_moves).
 P_WRONG_CLICK = 0.25  # click a plausible result without the answer, then go back
@@ -238,11 +229,11 @@ class Expert:
             action = action or self.label(browser, question, gold, want_quotes=want, rng=rng)
             if action is None:
                 return None
-            browser.step(action)
+            browser.step(action, by="expert")
         episode = browser.episode
         if episode.end != "Answer" or not is_supported([q.text for q in episode.quotes], gold):
             return None
-        episode.answer = compose_answer(episode.quotes, gold, question, rng)
+        episode.answer, episode.answered_by = compose_answer(episode.quotes, gold, question, rng), "expert"
         return Demo(episode, episode.answer, wrong_clicks) if episode.answer else None
 
     def _wrong_click(self, browser: Browser, question: str, gold: list[str], rng: random.Random) -> str | None:

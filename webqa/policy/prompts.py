@@ -4,7 +4,9 @@ The policy is a plain causal language model. For a browsing step it reads the
 browser's observation (which ends with `♦Next action`) and writes one command
 line; for the answer step it reads the answer prompt (which ends with
 `♦Answer`) and writes the answer. Each target ends with the end-of-sequence
-token, so sampling stops at the end of the line.
+token, so sampling stops at the end of the line. The observations are made
+for one browser window, `POLICY_BROWSER`: the policy drives it, the expert's
+demonstrations and the evaluation use it.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from webqa.env.answering import answer_prompt
+from webqa.env.browser import BrowserSettings
 from webqa.env.local import STOPWORDS
 from webqa.scoring import normalize
 from webqa.types import Demonstration
 
 SEPARATOR = "\n"  # between a prompt and its target
 FORMAT_FILE = "prompt.json"  # in a policy's folder: the PromptFormat it was trained with
+
+# The browser the small policy drives: a short window keeps observations short.
+POLICY_BROWSER = BrowserSettings(window_lines=12, max_actions=16)
 
 
 @dataclass(frozen=True)

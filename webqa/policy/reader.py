@@ -34,7 +34,7 @@ import torch
 
 from webqa.env.backend import Backend
 from webqa.env.browser import Browser, BrowserSettings
-from webqa.policy.expert_text import question_stems, sentences_in_view, stemmed_words
+from webqa.text import question_stems, sentences_in_view, stemmed_words
 from webqa.types import Demonstration
 
 READER_FILE = "reader.json"  # in a policy's folder
@@ -185,7 +185,7 @@ def reading_states(demos: Iterable[Demonstration], backend: Backend) -> Iterator
     sentence in view. A quote counts as chosen when it holds, or is held by, one of them.
 
     The states hold the complete sentences in view, as the expert quotes only those; in an episode
-    the reader also reads the ones the window's edge cuts (`rollout.quotable_sentences`)."""
+    the reader also reads the ones the window's edge cuts (`webqa.policy.rules.quotable_sentences`)."""
     names = BrowserSettings.__dataclass_fields__
     for demo in demos:
         browser = Browser(backend, BrowserSettings(**{k: v for k, v in demo.settings.items() if k in names}))

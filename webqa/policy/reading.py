@@ -83,7 +83,7 @@ def load_answerer(path: str | None = None):
 
     folder = Path(path) if path else SHIPPED_ANSWERER
     if (folder / "adapter_config.json").exists():
-        from webqa.policy.train import load_policy
+        from webqa.policy.model import load_policy
 
         model, tokenizer = load_policy(folder)
     else:

@@ -34,10 +34,11 @@ from tqdm import tqdm
 
 from webqa.env.answering import CITATION, passage_around
 from webqa.env.local import LocalCorpus
-from webqa.policy.expert_text import alias_span, sentence_spans
+from webqa.policy.expert_text import alias_span
 from webqa.records import append_record, read_records
 from webqa.scoring import is_correct
 from webqa.stats import wilson
+from webqa.text import sentence_spans
 from webqa.types import Quote
 
 RESULTS = 8  # search results the passages come from

@@ -21,6 +21,7 @@ are read in the same forward pass as the token before them.
 from __future__ import annotations
 
 import inspect
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ from torch.nn.functional import pad
 from webqa.policy.constraints import LineGrammar
 from webqa.policy.prefix_cache import PrefixCache
 from webqa.policy.prompts import PLAIN, PromptFormat
-from webqa.policy.reader import QuoteReader
+from webqa.policy.model import load_policy
+from webqa.policy.reader import QuoteReader, load_reader
 
 
 def cache_keyword(model: torch.nn.Module) -> str:
@@ -377,3 +379,10 @@ def mean_log_probabilities(sampler: Sampler, prompt: str, lines: list[str]) -> t
     """Each line's log-probability per token as the policy's next line (`Sampler.score`), so that
     long and short lines compare; `argmax` gives the first of equals."""
     return torch.tensor([log_probability / count for log_probability, count in sampler.score(prompt, lines)])
+
+
+def load_policy_sampler(path: str | os.PathLike | None = None):
+    """A `Sampler` of the policy in `path` (None: the base model), with the prompt format and the
+    quote reader saved beside its weights."""
+    model, tokenizer = load_policy(path)
+    return Sampler(model, tokenizer, PromptFormat.load(path), load_reader(path))

@@ -21,12 +21,14 @@ seconds.
 from __future__ import annotations
 
 from webqa.env.browser import Browser
-from webqa.policy.expert_text import sentences_in_view
 from webqa.policy.extractor import extract_answer
 from webqa.policy.reader import QuoteReader
 from webqa.policy.reading import floor_quote, reading_quotes
-from webqa.policy.rollout import QUOTE, read_answers, reader_click, reader_quote, specific_find
+from webqa.policy.constraints import QUOTE
+from webqa.policy.rollout import read_answers
+from webqa.policy.rules import reader_click, reader_quote, specific_find
 from webqa.policy.sampler import Sampler
+from webqa.text import sentences_in_view
 from webqa.types import Episode
 
 END = "End: Answer"
@@ -37,11 +39,11 @@ def script_episode(reader: QuoteReader, browser: Browser, question: str,
     """One scripted episode for `question` in `browser`; its answer is set when it quoted anything, or,
     with an answerer, when the question's search found anything."""
     browser.reset(question)
-    browser.step(f"Search {question}")
+    browser.step(f"Search {question}", by="script")
     floor = floor_quote(browser.results)
     click = reader_click(reader, browser)
     if click is not None:
-        browser.step(click)
+        browser.step(click, by="reader")
     read: dict[str, None] = {}  # the sentences seen on the page, in order
     page = browser.page
     on_page = page is not None and not page.is_search_results
@@ -50,23 +52,25 @@ def script_episode(reader: QuoteReader, browser: Browser, question: str,
         read.update(dict.fromkeys(in_view))
         quote = reader_quote(reader, browser, None, in_view=in_view)
         if quote is not None:
-            browser.step(quote)
+            browser.step(quote, by="reader")
             break
         find = specific_find(browser)
         if find is None:
             break
-        browser.step(find)
+        browser.step(find, by="rule:specific-find")
     if on_page and not browser.quotes and not browser.done:
         # The reader ranks every sentence read and quotes its first (asked: a `Quote:` was "written").
         quote = reader_quote(reader, browser, QUOTE, earlier=list(read))
         if quote is not None:
-            browser.step(quote)
+            browser.step(quote, by="reader")
     if not browser.done:
-        browser.step(END)
+        browser.step(END, by="script")
     episode = browser.episode
     if answerer is not None and (floor or browser.quotes):
         episode.quotes = reading_quotes(floor, browser.quotes)
         read_answers(answerer, question, [episode], [0.0])
+        episode.answered_by = "model"
     elif browser.quotes:
         episode.answer = extract_answer(reader, question, browser.quotes)
+        episode.answered_by = "extractor"
     return episode

@@ -4,7 +4,7 @@
     webqa train bc --demos a.jsonl b.jsonl --out runs/bc --max-steps 300
     accelerate launch -m webqa.policy.train --demos demos.jsonl --out runs/bc   # GPU(s)
 
-    model, tokenizer = load_policy("runs/bc")                     # base + adapter, merged
+    model, tokenizer = webqa.policy.model.load_policy("runs/bc")  # base + adapter, merged
 
 Every demonstration gives (prompt, target) pairs (`webqa.policy.prompts`): one per
 browsing step and one for the answer. A training row is prompt + target + eos, and
@@ -33,13 +33,13 @@ from pathlib import Path
 import torch
 
 from webqa.demos import read_demonstrations
-from webqa.policy.model import DEFAULT_MODEL, load_model
+from webqa.plots import curve, logged, png
+from webqa.policy.model import DEFAULT_MODEL, LLAMA_PROJECTIONS, load_model
 from webqa.policy.prompts import PLAIN, PromptFormat, examples_from_demonstration, teaches_answer
 from webqa.policy.reader import READER_FILE
 from webqa.types import Demonstration
 
 IGNORE = -100  # label of tokens the loss skips (the prompt, the padding)
-LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @dataclass
@@ -438,64 +438,16 @@ def _versions() -> dict:
 
 def plot_losses(log_history: list[dict], path: Path) -> None:
     """Train and eval loss against the optimizer step, as a PNG."""
-    try:
-        import matplotlib
-    except ImportError:
-        print("matplotlib is not installed: no loss plot", file=sys.stderr)
-        return
-    matplotlib.use("Agg")  # no display needed
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in (("loss", "train"), ("eval_loss", "eval")):
-        points = [(entry["step"], entry[key]) for entry in log_history if key in entry]
-        if points:
-            ax.plot(*zip(*points), marker="o" if len(points) < 30 else None, markersize=3, label=label)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss (target tokens)")
-    ax.set_title("behavior cloning")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with png(path) as (ax,):
+        if ax is None:
+            return
+        curve(ax, logged(log_history, "loss"), "train")
+        curve(ax, logged(log_history, "eval_loss"), "eval")
+        ax.set(xlabel="optimizer step", ylabel="loss (target tokens)", title="behavior cloning")
+        ax.legend()
 
 
 # --- loading the trained policy ---------------------------------------------------------
-
-
-def load_policy(path: str | os.PathLike | None = None, device=None, dtype=None, merge: bool = True):
-    """(model, tokenizer) of a trained policy folder, ready for generation like `load_model`'s.
-
-    None: the untrained base model. A LoRA folder: its base with the adapter merged into the
-    weights (merged, generation runs at the base model's speed; merging takes well under a
-    second for the 135M base). A full fine-tune folder: loaded as is.
-    """
-    if path is None:
-        return load_model(device=device, dtype=dtype)
-    path = Path(path)
-    adapter_config = path / "adapter_config.json"
-    if not adapter_config.exists():
-        return load_model(path, device=device, dtype=dtype)
-    from peft import PeftModel
-
-    base = json.loads(adapter_config.read_text(encoding="utf-8"))["base_model_name_or_path"]
-    model, tokenizer = load_model(base, device=device, dtype=dtype)
-    model = PeftModel.from_pretrained(model, path)
-    if merge:
-        model = model.merge_and_unload()
-    model.eval()
-    return model, tokenizer
-
-
-def load_policy_sampler(path: str | os.PathLike | None = None):
-    """A `Sampler` of the policy in `path` (None: the base model), with the prompt format and the
-    quote reader saved beside its weights."""
-    from webqa.policy.reader import load_reader
-    from webqa.policy.sampler import Sampler
-
-    model, tokenizer = load_policy(path)
-    return Sampler(model, tokenizer, PromptFormat.load(path), load_reader(path))
 
 
 # --- command line ------------------------------------------------------------------------

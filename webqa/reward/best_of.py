@@ -1,7 +1,7 @@
-"""Best-of-n: choosing the highest-scored answer, and measuring what that choice is worth.
+"""Best-of-n: measuring what choosing the reward model's highest-scored answer is worth.
 
-    score_candidates(reward_model, question, candidates)   # sets .score, one forward pass
-    candidates[choose([c.score for c in candidates])]      # the argmax (first on ties)
+The choice itself (`score_candidates`, `choose`) lives with the reward model in `webqa.reward.model`.
+
     best_of_k(scores, correct, k)                          # unbiased best-of-k from a pool of N >= k
 
     webqa eval --questions dev200.jsonl --out report.json --pool 8 [--reward DIR] [--systems none]
@@ -37,10 +37,21 @@ from itertools import combinations
 from math import comb
 from pathlib import Path
 
+from tqdm import tqdm
+
+from webqa.env.browser import Browser, replay
+from webqa.evaluate import log_path, read_log
+from webqa.loading import SHIPPED_POLICY, SHIPPED_REWARD, load_reward, load_sampler, make_backend
+from webqa.plots import curve, png
+from webqa.policy.prompts import POLICY_BROWSER
+from webqa.policy.reader import load_reader
+from webqa.qa import read_questions
 from webqa.records import append_record, read_records
+from webqa.reward.model import ReadingHead, choose
 from webqa.reward.pool import PoolCandidate, PoolConfig, PoolRecord, graded, read_pool, sample_pool, score_pool
 from webqa.reward.synthetic import distinct_answers
-from webqa.types import Candidate
+from webqa.reward.train import TRIVIAL_SCORERS, pairwise_accuracy, reading_scorer
+from webqa.types import Episode, Step
 
 SELECTORS = ("reward model", "oracle", "random")
 GREEDY_FIRST = "RM, greedy first"  # the greedy answer and k-1 from the pool, as `webqa.answer` chooses
@@ -48,25 +59,6 @@ READER = "policy's reader"  # the baseline scorer the reward model starts from
 READER_GREEDY_FIRST = "reader, greedy first"
 KS = (1, 2, 4, 8)
 GAIN_AT = 4
-
-
-# --- choosing ------------------------------------------------------------------------------
-
-
-def score_candidates(reward_model, question: str, candidates: list[Candidate]) -> None:
-    """Set `.score` of every candidate with an answer (one batched forward pass); None for the others."""
-    found = [c for c in candidates if c.found]
-    scores = reward_model.score([(question, c.episode.quotes, c.text) for c in found])
-    for candidate in candidates:
-        candidate.score = None
-    for candidate, value in zip(found, scores):
-        candidate.score = value
-
-
-def choose(scores: list[float | None]) -> int | None:
-    """Index of the highest score (the first of equal ones); None when nothing was scored."""
-    scored = [i for i, s in enumerate(scores) if s is not None]
-    return max(scored, key=lambda i: (scores[i], -i)) if scored else None
 
 
 # --- the estimator ---------------------------------------------------------------------------
@@ -152,9 +144,7 @@ def cached_scores(path: Path, records: list[PoolRecord], reward: str | None) -> 
                 have[row["question"]] = row["scores"]
     missing = [r for r in records if r.question not in have]
     if missing:
-        from tqdm import tqdm
 
-        from webqa.agent import load_reward
 
         model = load_reward(reward)
         for record in tqdm(missing, desc="reward model scores", unit="q"):
@@ -166,8 +156,6 @@ def cached_scores(path: Path, records: list[PoolRecord], reward: str | None) -> 
 def evaluate_pool(questions_path: str | Path, out: str | Path, pool: int = 8, ks=KS, limit: int | None = None,
                   policy: str | None = None, reward: str | None = None, seed: int = 0) -> dict:
     """Sample (or resume) the pool, score it, and return (and add to the report at `out`) best-of-k."""
-    from webqa.agent import SHIPPED_REWARD, load_sampler, make_backend
-    from webqa.evaluate import read_questions
 
     out = Path(out)
     questions = read_questions(questions_path, limit)
@@ -225,11 +213,6 @@ def greedy_candidates(out: Path, records: list[PoolRecord]) -> dict[str, PoolCan
     """The greedy answer to every pool's question, from the report's `policy` run with n=1 (`webqa eval
     --pool N` without `--systems none`), graded; {} when the run is missing or incomplete. The log keeps
     only quote texts: replaying the logged actions gives back the quotes' titles and URLs."""
-    from webqa.agent import make_backend
-    from webqa.env.browser import Browser, replay
-    from webqa.evaluate import log_path, read_log
-    from webqa.policy.expert import POLICY_BROWSER
-    from webqa.types import Episode, Step
 
     report = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
     if report.get("n") != 1:
@@ -252,10 +235,6 @@ def greedy_candidates(out: Path, records: list[PoolRecord]) -> dict[str, PoolCan
 
 def baseline_scorers(policy: str | None) -> dict[str, Callable]:
     """The scorers the reward model is measured against: the trivial ones, and the policy's reader alone."""
-    from webqa.agent import SHIPPED_POLICY
-    from webqa.policy.reader import load_reader
-    from webqa.reward.model import ReadingHead
-    from webqa.reward.train import TRIVIAL_SCORERS, reading_scorer
 
     scorers = dict(TRIVIAL_SCORERS)
     reader = load_reader(policy or SHIPPED_POLICY)
@@ -267,7 +246,6 @@ def baseline_scorers(policy: str | None) -> dict[str, Callable]:
 def pool_pairwise_accuracy(records: list[PoolRecord], scores: dict[str, list[float | None]]) -> float | None:
     """Pairwise accuracy of scores on the pools' decisive pairs: distinct answered candidates of one
     question with different grades, the better of which should score higher."""
-    from webqa.reward.train import pairwise_accuracy
 
     better, worse = [], []
     for record in records:
@@ -303,24 +281,13 @@ def format_best_of(report: dict) -> str:
 
 def plot_best_of(table: dict[str, dict[int, float]], path: Path, title: str) -> None:
     """Accuracy against k (log scale) for each selector, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for selector, row in table.items():
-        if row:
-            ax.plot(list(row), list(row.values()), marker="o", label=selector)
-    ks = sorted({k for row in table.values() for k in row})
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(ks, [str(k) for k in ks])
-    ax.set_xlabel("k (answers sampled)")
-    ax.set_ylabel("accuracy")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1))  # beside the curves, not over them
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with png(path, size=(8, 4)) as (ax,):
+        if ax is None:
+            return
+        for selector, row in table.items():
+            curve(ax, list(row.items()), selector)
+        ks = sorted({k for row in table.values() for k in row})
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.set(xlabel="k (answers sampled)", ylabel="accuracy", title=title)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1))  # beside the curves, not over them

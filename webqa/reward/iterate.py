@@ -33,13 +33,20 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from webqa import qa
 from webqa.demos import EXPERT_FILE, append_demonstration, read_demonstrations
 from webqa.env.browser import Browser, replay
 from webqa.env.commands import InvalidCommand, parse
+from webqa.evaluate import evaluate
+from webqa.loading import load_reward, load_sampler, make_backend
+from webqa.policy import train as bc
+from webqa.policy.prompts import POLICY_BROWSER
+from webqa.qa import load_questions
 from webqa.records import append_record
-from webqa.reward.best_of import choose
+from webqa.reward.model import choose
 from webqa.reward.pool import PoolConfig, PoolRecord, read_pool, sample_pool, score_pool
 from webqa.types import Demonstration, Episode, Step
+
 
 STAGES = ("sample", "bc", "eval")
 
@@ -66,8 +73,6 @@ def demonstration_of(episode: Episode, item: dict, policy: str) -> Demonstration
 
 def sample_stage(args: argparse.Namespace, out: Path) -> dict:
     """Best-of-n on train questions; the reward model's clean picks become demonstrations."""
-    from webqa.agent import load_reward, load_sampler, make_backend
-    from webqa.qa import load_questions
 
     reward_model = load_reward(args.reward)
     if reward_model is None:
@@ -106,8 +111,6 @@ def pool_picks(records: list[PoolRecord], out: Path, reward_model, keep: Callabl
     Scored records go to `out` (resuming by question). A pick whose replay does not end as it was
     recorded (the corpus changed since) is skipped and counted.
     """
-    from webqa.agent import make_backend
-    from webqa.policy.expert import POLICY_BROWSER
 
     done = {r.question for r in read_pool(out)} if out.exists() else set()
     todo = [r for r in records if r.question not in done]
@@ -145,7 +148,6 @@ def new_demonstrations(path: Path) -> list[Demonstration]:
 
 def bc_stage(args: argparse.Namespace, bc_options: list[str], out: Path) -> dict:
     """Behavior cloning on the old demonstrations plus the new ones."""
-    from webqa.policy import train as bc
 
     merged = out / "new-demos.jsonl"  # deduplicated copy of the new demonstrations, rewritten each run
     merged.unlink(missing_ok=True)
@@ -163,8 +165,6 @@ def bc_stage(args: argparse.Namespace, bc_options: list[str], out: Path) -> dict
 
 def eval_stage(args: argparse.Namespace, out: Path) -> dict:
     """Best-of-1 accuracy of the policy before and after, on the same dev questions."""
-    from webqa import qa
-    from webqa.evaluate import evaluate
 
     dev = Path(args.dev) if args.dev else out / "dev.jsonl"
     if not args.dev and not dev.exists():

@@ -24,13 +24,14 @@ small random start and no reading term.
 
 A saved folder holds `reward.json` (what to rebuild it from), the LoRA adapter
 (`adapter_config.json`, `adapter_model.safetensors`), the head and the reading
-weights (`head.safetensors`), the tokenizer, and `policy/`: a copy of the BC
-adapter it started from, so the reward model still loads after the shipped policy
-is retrained (git stores an identical copy once).
+weights (`head.safetensors`), the tokenizer, and the BC adapter it started from:
+when that is the shipped policy, `reward.json` names it with its sha256 (loading
+refuses a shipped policy retrained since); otherwise a copy in `policy/`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -41,14 +42,17 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from webqa.paths import DATA_DIR
+from webqa.policy.model import LLAMA_PROJECTIONS, load_policy
 from webqa.policy.prompts import answer_example
 from webqa.policy.reader import FEATURES, QuoteReader, features, load_reader
-from webqa.policy.train import LLAMA_PROJECTIONS, load_policy
-from webqa.types import Quote
+from webqa.types import Candidate, Quote
 
 META = "reward.json"
 HEAD = "head.safetensors"
 POLICY_COPY = "policy"  # the folder, inside a reward model folder, holding its initial policy adapter
+SHIPPED = "shipped"  # in reward.json: started from the shipped policy adapter (no copy; its sha256 is checked)
+SHIPPED_POLICY = DATA_DIR / "policy"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 Item = tuple[str, list[Quote], str]  # (question, quotes, answer)
@@ -206,10 +210,34 @@ class RewardModel(torch.nn.Module):
         self.tokenizer.save_pretrained(folder)
         meta = dict(self.meta, max_length=self.max_length, full=not isinstance(self.backbone, PeftModel))
         source = meta.get("policy")
-        if source and source != POLICY_COPY and (Path(source) / "adapter_config.json").exists():
-            copy_adapter(Path(source), folder / POLICY_COPY)
-            meta["policy_source"], meta["policy"] = str(source), POLICY_COPY
+        if source and source not in (POLICY_COPY, SHIPPED) and (Path(source) / "adapter_config.json").exists():
+            digest = adapter_sha256(Path(source))
+            if (SHIPPED_POLICY / "adapter_config.json").exists() and digest == adapter_sha256(SHIPPED_POLICY):
+                meta["policy"] = SHIPPED  # the package holds it already: no second copy
+            else:
+                copy_adapter(Path(source), folder / POLICY_COPY)
+                meta["policy"] = POLICY_COPY
+            meta["policy_source"], meta["policy_sha256"] = str(source), digest
         (folder / META).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+
+
+def adapter_sha256(folder: Path) -> str:
+    """The checksum of a LoRA adapter's weights."""
+    return hashlib.sha256((folder / "adapter_model.safetensors").read_bytes()).hexdigest()
+
+
+def initial_policy(folder: Path, meta: dict) -> str | None:
+    """The policy a saved reward model started from: its own copy, the shipped adapter (checked against the
+    recorded sha256: a retrained shipped policy is not the one this reward model learned on), or a path."""
+    policy = meta.get("policy")
+    if policy == POLICY_COPY:
+        return str(folder / POLICY_COPY)
+    if policy == SHIPPED:
+        if adapter_sha256(SHIPPED_POLICY) != meta.get("policy_sha256"):
+            raise ValueError(f"{folder}: this reward model was trained on top of an earlier shipped policy "
+                             f"({SHIPPED_POLICY} has changed since); retrain it (`webqa train reward`)")
+        return str(SHIPPED_POLICY)
+    return policy
 
 
 def copy_adapter(source: Path, target: Path) -> None:
@@ -278,9 +306,7 @@ def load_reward_model(folder: str | os.PathLike, device=None, dtype=None, merge:
     else:
         from peft import PeftModel
 
-        policy = meta.get("policy")
-        policy = str(folder / POLICY_COPY) if policy == POLICY_COPY else policy
-        body, _ = _body(policy, meta.get("base"), device, dtype)
+        body, _ = _body(initial_policy(folder, meta), meta.get("base"), device, dtype)
         body = PeftModel.from_pretrained(body, folder)
         if merge:
             body = body.merge_and_unload()
@@ -295,3 +321,22 @@ def load_reward_model(folder: str | os.PathLike, device=None, dtype=None, merge:
                         reading=reading)
     model.eval()
     return model
+
+
+# --- best-of-n: choosing among candidates ------------------------------------------------
+
+
+def score_candidates(reward_model, question: str, candidates: list[Candidate]) -> None:
+    """Set `.score` of every candidate with an answer (one batched forward pass); None for the others."""
+    found = [c for c in candidates if c.found]
+    scores = reward_model.score([(question, c.episode.quotes, c.text) for c in found])
+    for candidate in candidates:
+        candidate.score = None
+    for candidate, value in zip(found, scores):
+        candidate.score = value
+
+
+def choose(scores: list[float | None]) -> int | None:
+    """Index of the highest score (the first of equal ones); None when nothing was scored."""
+    scored = [i for i, s in enumerate(scores) if s is not None]
+    return max(scored, key=lambda i: (scores[i], -i)) if scored else None

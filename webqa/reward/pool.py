@@ -13,7 +13,7 @@ terminal UI's comparison mode reads. One line per question:
 `question` and, per candidate, `text`, `quotes` and `score` (the reward model's, or
 null: not scored, or no answer) are the shared part. The rest is this module's:
 the gold `answers` when known, and per candidate `end` (how the episode ended),
-`actions`, and `correct` / `supported` (`webqa.evaluate.score`). A candidate with
+`actions`, and `correct` / `supported` (`webqa.scoring.score_record`). A candidate with
 no answer has text "" and may have no quotes. Files may be gzip (`.gz`);
 appends are crash-safe (`webqa.records`), and sampling resumes by question.
 """
@@ -29,8 +29,13 @@ from typing import Callable
 from tqdm import tqdm
 
 from webqa.env.browser import Browser, BrowserSettings
+from webqa.policy.config import SamplingConfig
+from webqa.policy.prompts import POLICY_BROWSER
+from webqa.policy.rollout import run_episodes
 from webqa.records import append_record, read_records
+from webqa.scoring import score_record
 from webqa.types import Episode, Quote
+
 
 
 @dataclass
@@ -44,7 +49,7 @@ class PoolConfig:
     reading_temperature: float | None = None  # the reader's choices (`SamplingConfig`); None: temperature
     top_p: float = 0.95
     seed: int = 0  # each question's sampling seed comes from (seed, question), so a resumed run is the same
-    browser: BrowserSettings | None = None  # None: the policy's settings (webqa.policy.expert.POLICY_BROWSER)
+    browser: BrowserSettings | None = None  # None: the policy's settings (webqa.policy.prompts.POLICY_BROWSER)
 
 
 @dataclass
@@ -58,6 +63,8 @@ class PoolCandidate:
     actions: list[str] = field(default_factory=list)
     correct: bool | None = None
     supported: bool | None = None
+    deciders: list[str] = field(default_factory=list)  # who chose each action (`Step.by`)
+    answered_by: str = ""  # who wrote the answer (`Episode.answered_by`)
 
     @property
     def answered(self) -> bool:
@@ -72,13 +79,15 @@ class PoolCandidate:
 
     def to_dict(self) -> dict:
         return {"text": self.text, "quotes": [vars(q) for q in self.quotes], "score": self.score, "end": self.end,
-                "actions": self.actions, "correct": self.correct, "supported": self.supported}
+                "actions": self.actions, "correct": self.correct, "supported": self.supported,
+                "deciders": self.deciders, "answered_by": self.answered_by}
 
     @classmethod
     def from_dict(cls, data: dict) -> "PoolCandidate":
         return cls(text=data.get("text") or "", quotes=[Quote(**q) for q in data.get("quotes", [])],
                    score=data.get("score"), end=data.get("end"), actions=list(data.get("actions", [])),
-                   correct=data.get("correct"), supported=data.get("supported"))
+                   correct=data.get("correct"), supported=data.get("supported"),
+                   deciders=list(data.get("deciders", [])), answered_by=data.get("answered_by", ""))
 
 
 @dataclass
@@ -111,15 +120,15 @@ def read_pool(path: str | Path) -> list[PoolRecord]:
 def candidate_of(episode: Episode, answers: list[str] | None) -> PoolCandidate:
     """An episode as a pool candidate, graded against the gold answers when they are known."""
     candidate = PoolCandidate(text=episode.answer or "", quotes=list(episode.quotes), end=episode.end,
-                              actions=episode.actions)
+                              actions=episode.actions, deciders=[step.by for step in episode.steps],
+                              answered_by=episode.answered_by)
     return graded(candidate, answers) if answers is not None else candidate
 
 
 def graded(candidate: PoolCandidate, answers: list[str]) -> PoolCandidate:
-    """The candidate with `correct` and `supported` set against the gold answers (`webqa.evaluate.score`)."""
-    from webqa.evaluate import score
+    """The candidate with `correct` and `supported` set against the gold answers (`webqa.scoring.score_record`)."""
 
-    figures = score({"answer": candidate.text, "quotes": [q.text for q in candidate.quotes],
+    figures = score_record({"answer": candidate.text, "quotes": [q.text for q in candidate.quotes],
                      "actions": candidate.actions}, answers)
     candidate.correct, candidate.supported = figures["correct"], figures["supported"]
     return candidate
@@ -147,8 +156,6 @@ def sample_pool(questions: list[dict], out: str | Path, config: PoolConfig, samp
     model, every answered candidate is scored. `on_episodes(item, episodes, record)` sees the
     full episodes (observations included) before the record is written. Returns counts.
     """
-    from webqa.policy.expert import POLICY_BROWSER
-    from webqa.policy.rollout import SamplingConfig, run_episodes
 
     out = Path(out)
     done = {r.question for r in read_pool(out)} if out.exists() else set()

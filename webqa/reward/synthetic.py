@@ -32,7 +32,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from webqa.comparisons import append_comparison
+from webqa.loading import load_reward, load_sampler, make_backend
 from webqa.policy.extractor import clause_runs, run_answer
+from webqa.policy.prompts import POLICY_BROWSER
+from webqa.qa import load_questions, read_questions
 from webqa.reward.pool import PoolCandidate, PoolConfig, PoolRecord, graded, read_pool, sample_pool
 from webqa.types import ComparedAnswer, Comparison
 
@@ -129,10 +132,8 @@ def write_comparisons(path: str | Path, comparisons: list[Comparison]) -> None:
 def select_questions(args: argparse.Namespace) -> list[dict]:
     """The questions file, or the split's questions in a seeded shuffle; the first `--limit`."""
     if args.questions:
-        from webqa.evaluate import read_questions
 
         return read_questions(args.questions, args.limit)
-    from webqa.qa import load_questions
 
     questions = load_questions(split=args.split)
     random.Random(args.seed).shuffle(questions)
@@ -167,15 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from webqa.agent import load_sampler, make_backend
 
     questions = select_questions(args)
     reward_model = None
     if args.reward:
-        from webqa.agent import load_reward
 
         reward_model = load_reward(args.reward)
-    from webqa.policy.expert import POLICY_BROWSER
 
     overrides = {"max_actions": args.max_actions} if args.max_actions else {}
     browser = replace(POLICY_BROWSER, **overrides)

@@ -45,8 +45,10 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from webqa.comparisons import read_comparisons
+from webqa.plots import curve, logged, png
+from webqa.policy.model import LLAMA_PROJECTIONS
 from webqa.policy.reader import FEATURES
-from webqa.policy.train import LLAMA_PROJECTIONS, hardware
+from webqa.policy.train import hardware
 from webqa.reward.model import (
     EncodedAnswer,
     LoraSettings,
@@ -238,7 +240,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[int, list[
 
 def resolve_policy(policy: str) -> str | None:
     """The policy folder to start from: "shipped" (if it is there), a folder, or None for "base"."""
-    from webqa.agent import SHIPPED_POLICY
+    from webqa.loading import SHIPPED_POLICY
 
     if policy == "base":
         return None
@@ -362,29 +364,17 @@ def train(config: RewardTrainConfig, progress: bool = True) -> dict:
 
 def plot_training(log: list[dict], path: Path) -> None:
     """Train and eval loss, and held-out accuracy, against the optimizer step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
-    for key, label in (("loss", "train"), ("eval_loss", "held out")):
-        points = [(e["step"], e[key]) for e in log if e.get(key) is not None]
-        if points:
-            left.plot(*zip(*points), marker="o" if len(points) < 30 else None, markersize=3, label=label)
-    left.axhline(math.log(2), color="grey", linestyle=":", label="chance (log 2)")
-    left.set(xlabel="optimizer step", ylabel="pairwise loss", title="reward model loss")
-    points = [(e["step"], e["eval_accuracy"]) for e in log if e.get("eval_accuracy") is not None]
-    if points:
-        right.plot(*zip(*points), marker="o", markersize=3)
-    right.axhline(0.5, color="grey", linestyle=":")
-    right.set(xlabel="optimizer step", ylabel="accuracy", title="held-out pairwise accuracy", ylim=(0, 1))
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-    left.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with png(path, panels=2, size=(9, 3.6)) as (left, right):
+        if left is None:
+            return
+        curve(left, logged(log, "loss"), "train")
+        curve(left, logged(log, "eval_loss"), "held out")
+        left.axhline(math.log(2), color="grey", linestyle=":", label="chance (log 2)")
+        left.set(xlabel="optimizer step", ylabel="pairwise loss", title="reward model loss")
+        left.legend()
+        curve(right, logged(log, "eval_accuracy"))
+        right.axhline(0.5, color="grey", linestyle=":")
+        right.set(xlabel="optimizer step", ylabel="accuracy", title="held-out pairwise accuracy", ylim=(0, 1))
 
 
 # --- command line ---------------------------------------------------------------------------------

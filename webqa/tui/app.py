@@ -88,10 +88,11 @@ class WebQAApp(App):
         self.sub_title = {"ask": "Ask", "record": "Record demonstrations", "compare": "Compare answers"}[options.mode]
         # Files are read here, before the terminal is taken over, so that a bad one is a one-line error.
         if options.mode == "record":
-            from webqa.agent import make_backend
-            from webqa.tui.recording import Recorder, read_questions
+            from webqa.loading import make_backend
+            from webqa.qa import read_questions
+            from webqa.tui.recording import Recorder
 
-            questions = read_questions(options.questions) if options.questions else []
+            questions = read_questions(options.questions, answers=False) if options.questions else []
             self.recorder = Recorder(options.demos, make_backend(options.backend), questions=questions,
                                      recorder=options.recorder)
         elif options.mode == "compare":

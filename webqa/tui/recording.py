@@ -25,7 +25,6 @@ from webqa.env.answering import check_citations
 from webqa.env.backend import Backend
 from webqa.env.browser import QUOTE_SEPARATOR, Browser, BrowserSettings
 from webqa.env.commands import InvalidCommand, parse
-from webqa.records import read_records
 from webqa.types import Demonstration, Episode
 
 LINES = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+))?\s*")  # a quote given as page line numbers: `12` or `12-14`
@@ -70,16 +69,6 @@ def load_progress(path: Path) -> Progress | None:
     return Progress(record=data["record"], actions=list(data["actions"]), answer_draft=data.get("answer_draft", ""))
 
 
-def read_questions(path: str | Path) -> list[dict]:
-    """A questions file: JSON lines (plain or .gz) with a `question` each; `id` and `answers` are kept."""
-    def record(data: dict) -> dict:
-        if not isinstance(data.get("question"), str) or not data["question"].strip():
-            raise ValueError("no question")
-        return data
-
-    return read_records(path, record, "question record")
-
-
 def _key(question: str, question_id) -> str:
     """What makes two episodes the same question: its id, or else its words."""
     return f"id:{question_id}" if question_id is not None else "q:" + " ".join(question.lower().split())
@@ -102,9 +91,7 @@ class Recorder:
 
     def __init__(self, demos: str | Path, backend: Backend, settings: BrowserSettings | None = None,
                  questions: list[dict] | None = None, recorder: str = ""):
-        from webqa.policy.expert import (
-            POLICY_BROWSER,  # the policy's browser; importing it loads no model
-        )
+        from webqa.policy.prompts import POLICY_BROWSER  # the policy's browser; importing it loads no model
 
         self.demos = Path(demos)
         self.partial = partial_path(self.demos)
@@ -177,7 +164,7 @@ class Recorder:
     def _step(self, action: str) -> str | None:
         """One browser step, taken back if the browser refuses it."""
         before = self.browser.checkpoint()
-        result = self.browser.step(action)
+        result = self.browser.step(action, by="human")
         if result.error:
             self.browser.restore(before)
             return result.error
@@ -234,7 +221,7 @@ class Recorder:
             problem = self.answer_problem(answer or "")
             if problem:
                 raise ValueError(problem)
-            episode.answer = " ".join(answer.split())
+            episode.answer, episode.answered_by = " ".join(answer.split()), "human"
         record = self.progress.record
         demo = Demonstration(**{f.name: getattr(episode, f.name) for f in fields(Episode)}, producer="human",
                              created=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -25,7 +25,7 @@ def scripted_agent(source: Backend, actions: list[str], answers: list[str],
     """
 
     def answer_fn(question: str, *, n: int = 1, backend: str = "local", on_step=None) -> Answer:
-        from webqa.policy.expert import POLICY_BROWSER
+        from webqa.policy.prompts import POLICY_BROWSER
 
         browsers = [Browser(source, POLICY_BROWSER) for _ in range(n)]
         for browser in browsers:

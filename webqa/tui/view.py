@@ -25,6 +25,7 @@ class BrowserView:
     total_lines: int = 0
     quotes: tuple[Quote, ...] = ()
     actions: tuple[str, ...] = ()  # every action taken, as written
+    deciders: tuple[str, ...] = ()  # who chose each action (`Step.by`): model, reader, rule:..., human
     actions_left: int = 0
     error: str | None = None  # the last step's message, if it failed
     end: str | None = None  # how the episode ended, once it has
@@ -46,6 +47,7 @@ class BrowserView:
             total_lines=len(page.lines) if page else 0,
             quotes=tuple(browser.quotes),
             actions=tuple(episode.actions),
+            deciders=tuple(step.by for step in episode.steps),
             actions_left=browser.actions_left,
             error=episode.steps[-1].error if episode.steps else None,
             end=episode.end,

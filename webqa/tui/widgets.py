@@ -6,6 +6,7 @@ colour alone, so the screens read the same on a monochrome terminal.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from rich.console import Group, RenderableType
@@ -94,7 +95,11 @@ def side_renderable(view: BrowserView, heading_line: str | None = None) -> Rende
     if not view.quotes:
         parts.append(Text("none yet", style="italic"))
     parts.append(heading(f"Actions ({view.actions_left} left)"))
-    parts += [Text(f"{number:>2}. {action}") for number, action in enumerate(view.actions, 1)]
+    for number, (action, by) in enumerate(itertools.zip_longest(view.actions, view.deciders, fillvalue=""), 1):
+        line = Text(f"{number:>2}. {action}")
+        if by and by != "human":  # who chose it, where the agent browsed: model, reader or a rule
+            line.append(f" · {by}", style="dim")
+        parts.append(line)
     if view.end:
         parts.append(Text(f"Ended: {view.end}", style="bold"))
     if view.error:
