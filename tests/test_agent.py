@@ -37,7 +37,10 @@ def test_ask_json_has_the_answer_fields(corpus, capsys):
     data = json.loads(capsys.readouterr().out)
     assert {"question", "text", "references", "trajectory", "candidates", "seconds", "found"} <= set(data)
     assert data["question"] == "Who painted the Mona Lisa?"
-    assert all(set(step) == {"action", "error"} for step in data["trajectory"]["steps"])
+    steps = data["trajectory"]["steps"]
+    assert all(set(step) == {"action", "error", "by", "proposed"} for step in steps)  # no observations
+    assert {step["by"] for step in steps} <= {"model", "reader", "rule:specific-find", "rule:last-look",
+                                              "rule:shared-search"} and steps[0]["by"]
 
 
 @pytest.mark.slow

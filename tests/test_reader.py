@@ -35,8 +35,14 @@ def demos():
 
 
 @pytest.fixture(scope="module")
-def states(demos, corpus):
-    return list(reading_states(demos, corpus))
+def states(demos):
+    """The shipped demonstrations replayed on the ranking they were recorded with (their clicks name results
+    by number)."""
+    from webqa.demos import recorded_ranking
+    from webqa.env import LocalCorpus
+
+    assert {recorded_ranking(demo) for demo in demos} == {"pages"}
+    return list(reading_states(demos, LocalCorpus(ranking="pages")))
 
 
 def test_replayed_states_hold_the_quoted_sentence_and_the_steps_around_it(demos, states):

@@ -79,7 +79,8 @@ def generate_demonstrations(questions: list[dict], out_path: str | Path, n: int,
         demo = expert.demonstrate(record["question"], record["answers"], random.Random(f"{seed}:{record['id']}"))
         if demo is not None:
             episode = demo.episode
-            append_demonstration(out_path, _demonstration(episode, record, seed))
+            ranking = getattr(expert.backend, "ranking", None)  # replays need it: clicks name results by number
+            append_demonstration(out_path, _demonstration(episode, record, seed, ranking))
             have += 1
             stats["succeeded"] += 1
             stats["actions"] += len(episode.steps)
@@ -94,12 +95,20 @@ def generate_demonstrations(questions: list[dict], out_path: str | Path, n: int,
     return stats
 
 
-def _demonstration(episode: Episode, record: dict, seed: int) -> Demonstration:
+def _demonstration(episode: Episode, record: dict, seed: int, ranking: str | None = None) -> Demonstration:
     demo = Demonstration(**{f.name: getattr(episode, f.name) for f in fields(Episode)}, producer="expert",
                          created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                          gold_answers=list(record["answers"]))
     demo.settings = {**episode.settings, "question_id": record["id"], "dataset": record["dataset"], "seed": seed}
+    if ranking is not None:
+        demo.settings["ranking"] = ranking
     return demo
+
+
+def recorded_ranking(demo: Demonstration) -> str:
+    """The encyclopedia ranking a demonstration browsed with, which replaying it needs: its actions name
+    results by number ("pages" for those made before the ranking was recorded)."""
+    return demo.settings.get("ranking", "pages")
 
 
 def stats_table(rows: dict[str, dict]) -> str:

@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tqdm import tqdm
 
-    from webqa.demos import read_demonstrations
+    from webqa.demos import read_demonstrations, recorded_ranking
     from webqa.env.local import LocalCorpus
 
     parser = argparse.ArgumentParser(prog="webqa train reader", description=(
@@ -297,9 +297,13 @@ def main(argv: list[str] | None = None) -> int:
     demos = [demo for path in args.demos for demo in read_demonstrations(path)]
     random.Random(args.seed).shuffle(demos)
     held_out, fitting = demos[: args.held_out], demos[args.held_out :]
-    corpus = LocalCorpus.default()
-    states = list(reading_states(tqdm(fitting, desc="replay", unit="demo"), corpus))
-    test = list(reading_states(held_out, corpus))
+    corpora = {ranking: LocalCorpus(ranking=ranking) for ranking in {recorded_ranking(d) for d in demos}}
+
+    def replayed(group):  # each demonstration on the encyclopedia ranked as when it was recorded
+        return [state for demo in group for state in reading_states([demo], corpora[recorded_ranking(demo)])]
+
+    states = replayed(tqdm(fitting, desc="replay", unit="demo"))
+    test = replayed(held_out)
     reader = fit_reader(states)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     reader.save(Path(args.out) / READER_FILE)
