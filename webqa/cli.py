@@ -113,7 +113,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         from webqa.reward.best_of import evaluate_pool, format_best_of
 
         best_of = evaluate_pool(args.questions, args.out, pool=args.pool, limit=args.limit, policy=args.policy,
-                                reward=args.reward)
+                                reward=args.reward, ranking=args.ranking)
         print(("\n" if systems else "") + format_best_of(best_of))
         print(f"best-of-k curve written to {best_of['png']}")
     print(f"\nreport written to {args.out}")

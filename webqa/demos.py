@@ -79,8 +79,7 @@ def generate_demonstrations(questions: list[dict], out_path: str | Path, n: int,
         demo = expert.demonstrate(record["question"], record["answers"], random.Random(f"{seed}:{record['id']}"))
         if demo is not None:
             episode = demo.episode
-            ranking = getattr(expert.backend, "ranking", None)  # replays need it: clicks name results by number
-            append_demonstration(out_path, _demonstration(episode, record, seed, ranking))
+            append_demonstration(out_path, _demonstration(episode, record, seed))
             have += 1
             stats["succeeded"] += 1
             stats["actions"] += len(episode.steps)
@@ -95,19 +94,17 @@ def generate_demonstrations(questions: list[dict], out_path: str | Path, n: int,
     return stats
 
 
-def _demonstration(episode: Episode, record: dict, seed: int, ranking: str | None = None) -> Demonstration:
+def _demonstration(episode: Episode, record: dict, seed: int) -> Demonstration:
     demo = Demonstration(**{f.name: getattr(episode, f.name) for f in fields(Episode)}, producer="expert",
                          created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                          gold_answers=list(record["answers"]))
     demo.settings = {**episode.settings, "question_id": record["id"], "dataset": record["dataset"], "seed": seed}
-    if ranking is not None:
-        demo.settings["ranking"] = ranking
     return demo
 
 
 def recorded_ranking(demo: Demonstration) -> str:
-    """The encyclopedia ranking a demonstration browsed with, which replaying it needs: its actions name
-    results by number ("pages" for those made before the ranking was recorded)."""
+    """The encyclopedia ranking a demonstration browsed with (`Browser.reset` records it), which replaying
+    it needs: its clicks name results by number ("pages" for those made before it was recorded)."""
     return demo.settings.get("ranking", "pages")
 
 

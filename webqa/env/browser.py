@@ -81,6 +81,8 @@ class Browser:
         """Start a new episode on `question`; returns the first observation."""
         self._state = _State(question=" ".join(str(question).split()), actions_left=self.settings.max_actions)
         settings = asdict(self.settings) | {"backend": getattr(self.backend, "name", type(self.backend).__name__)}
+        if getattr(self.backend, "ranking", None):  # replaying needs it: clicks name search results by number
+            settings["ranking"] = self.backend.ranking
         self.episode = Episode(question=self._state.question, settings=settings)
         self.episode.final_observation = self.observation()
         return self.episode.final_observation

@@ -250,7 +250,8 @@ def labelled_demonstration(expert: Expert, episode: Episode, record: dict, round
     """The policy's episode as a demonstration to learn from: its states with the expert's actions."""
     gold = list(record["answers"])
     labels = label_episode(expert, episode, gold)
-    steps = [Step(step.observation, right) for step, (right, _) in zip(episode.steps, labels) if right is not None]
+    steps = [Step(step.observation, right, by="expert") for step, (right, _) in zip(episode.steps, labels)
+             if right is not None]
     # The answer to learn: the expert's, written from the policy's quotes (None when they hold no gold answer).
     answer = compose_answer(episode.quotes, gold, episode.question) if episode.quotes else None
     success = bool(episode.answer) and is_correct(episode.answer, gold)
@@ -263,7 +264,8 @@ def labelled_demonstration(expert: Expert, episode: Episode, record: dict, round
     }
     return Demonstration(
         question=episode.question, steps=steps, quotes=episode.quotes, final_observation=episode.final_observation,
-        end=episode.end, answer=answer, producer="policy", model=str(policy) if policy else "base",
+        end=episode.end, answer=answer, answered_by="expert" if answer else "", producer="policy",
+        model=str(policy) if policy else "base",
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), gold_answers=gold,
         settings={**episode.settings, "question_id": record["id"], "dataset": record.get("dataset"),
                   "dagger": dagger},

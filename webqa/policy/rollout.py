@@ -99,7 +99,8 @@ def run_episodes(sampler: Sampler, browsers: list[Browser], question: str,
         worded = shared_searches([b for _, b in live], actions)
         chosen_by = [by if new == old else "rule:shared-search" for by, new, old in zip(chosen_by, worded, actions)]
         for (index, browser), action, by, wrote in zip(live, worded, chosen_by, proposed):
-            result = browser.step(action, by=by, proposed=wrote if wrote is not None and wrote != action else None)
+            replaced = wrote is not None and wrote != action and by != "model"  # by a rule or the reader
+            result = browser.step(action, by=by, proposed=wrote if replaced else None)
             if on_step is not None:
                 on_step(index, action, result, browser)
     # WebGPT answers from whatever was quoted, also when the actions ran out.

@@ -40,8 +40,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from webqa.env.browser import Browser, replay
+from webqa.env.local import DEFAULT_RANKING, LocalCorpus
 from webqa.evaluate import log_path, read_log
-from webqa.loading import SHIPPED_POLICY, SHIPPED_REWARD, load_reward, load_sampler, make_backend
+from webqa.loading import SHIPPED_POLICY, SHIPPED_REWARD, load_reward, load_sampler
 from webqa.plots import curve, png
 from webqa.policy.prompts import POLICY_BROWSER
 from webqa.policy.reader import load_reader
@@ -154,14 +155,16 @@ def cached_scores(path: Path, records: list[PoolRecord], reward: str | None) -> 
 
 
 def evaluate_pool(questions_path: str | Path, out: str | Path, pool: int = 8, ks=KS, limit: int | None = None,
-                  policy: str | None = None, reward: str | None = None, seed: int = 0) -> dict:
-    """Sample (or resume) the pool, score it, and return (and add to the report at `out`) best-of-k."""
+                  policy: str | None = None, reward: str | None = None, seed: int = 0,
+                  ranking: str = DEFAULT_RANKING) -> dict:
+    """Sample (or resume) the pool on the encyclopedia ranked as `ranking` says, score it, and return (and add
+    to the report at `out`) best-of-k. A pool file holds one ranking: resume it with the same."""
 
     out = Path(out)
     questions = read_questions(questions_path, limit)
     pool_path, scores_path = out.with_suffix(".pool.jsonl"), out.with_suffix(".scores.jsonl")
     sample_pool(questions, pool_path, PoolConfig(n=pool, seed=seed), lambda: load_sampler(policy),
-                make_backend("local"), policy_name=policy or "shipped")
+                LocalCorpus(ranking=ranking), policy_name=policy or "shipped")
     wanted = {q["question"] for q in questions}
     records = [r for r in read_pool(pool_path) if r.question in wanted]
     sizes = {len(r.candidates) for r in records}
@@ -220,10 +223,14 @@ def greedy_candidates(out: Path, records: list[PoolRecord]) -> dict[str, PoolCan
     rows = {question: row for (system, question), row in read_log(log_path(out)).items() if system == "policy"}
     if any(r.question not in rows for r in records):
         return {}
-    browser = Browser(make_backend("local"), POLICY_BROWSER)
+    corpora = {}
     greedy = {}
     for record in records:
         row = rows[record.question]
+        ranking = row.get("ranking", "pages")  # as the eval ran it ("pages" before rankings were logged)
+        if ranking not in corpora:
+            corpora[ranking] = LocalCorpus(ranking=ranking)
+        browser = Browser(corpora[ranking], POLICY_BROWSER)
         episode = replay(Episode(record.question, [Step("", a) for a in row["trajectory"]]), browser)
         if [q.text for q in episode.quotes] != row["quotes"]:
             print(f"the greedy episode of {record.question!r} does not replay: no greedy-first row", file=sys.stderr)
