@@ -30,13 +30,20 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import peft
 import torch
+import transformers
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import Trainer, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
 
 from webqa.demos import read_demonstrations
 from webqa.plots import curve, logged, png
 from webqa.policy.model import DEFAULT_MODEL, LLAMA_PROJECTIONS, load_model
 from webqa.policy.prompts import PLAIN, PromptFormat, examples_from_demonstration, teaches_answer
 from webqa.policy.reader import READER_FILE
+from webqa.policy.reading import reading_prompt
+from webqa.policy.reading_data import quotes_of, read_examples
 from webqa.types import Demonstration
 
 IGNORE = -100  # label of tokens the loss skips (the prompt, the padding)
@@ -135,7 +142,6 @@ def read_and_split(config: TrainConfig) -> tuple[list[Demonstration], list[Demon
 
 def read_and_split_examples(config: TrainConfig) -> tuple[list[dict], list[dict]]:
     """(train, eval) answer-step examples of every `examples` file, each file split alone."""
-    from webqa.policy.reading_data import read_examples
 
     train_examples, eval_examples = [], []
     for path in config.examples:
@@ -149,8 +155,6 @@ def reading_pairs(tokenizer, examples: list[dict]) -> list[tuple[str, str]]:
     """The (prompt, target) pair of each answer-step example: the reading prompt, the short cited answer."""
     if not examples:
         return []
-    from webqa.policy.reading import reading_prompt
-    from webqa.policy.reading_data import quotes_of
 
     return [(reading_prompt(tokenizer, e["question"], quotes_of(e)), e["target"]) for e in examples]
 
@@ -238,18 +242,13 @@ def base_name(config: TrainConfig) -> str:
 
 def prepare_model(config: TrainConfig):
     """The base model in fp32 on the CPU (the Trainer moves it and autocasts), with LoRA unless full."""
-    from transformers import set_seed
 
     model, tokenizer = load_model(config.base, device="cpu", dtype=torch.float32)
     set_seed(config.seed)  # the LoRA A matrices start random
     if config.init_adapter:
-        from peft import PeftModel
-
         model = PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
         model.peft_config["default"].base_model_name_or_path = base_name(config)
     elif not config.full_finetune:
-        from peft import LoraConfig, get_peft_model
-
         lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                           target_modules=list(config.lora_targets), task_type="CAUSAL_LM")
         model = get_peft_model(model, lora)
@@ -303,7 +302,6 @@ def target_loss(model, inputs: dict, num_items_in_batch=None):
 
 
 def _trainer_class(prompt_format: PromptFormat = PLAIN, reader: Path | None = None):
-    from transformers import Trainer
 
     class TargetLossTrainer(Trainer):
         """The transformers Trainer, with `target_loss` as its loss; every save (checkpoints too)
@@ -328,8 +326,6 @@ def _trainer_class(prompt_format: PromptFormat = PLAIN, reader: Path | None = No
 
 def train(config: TrainConfig) -> dict:
     """Fine-tune on the demonstrations; returns what it writes to out/training.json."""
-    from transformers import TrainingArguments
-    from transformers.trainer_utils import get_last_checkpoint
 
     start = time.perf_counter()
     out = Path(config.out)
@@ -430,9 +426,6 @@ def _last(log_history: list[dict], key: str) -> float | None:
 
 
 def _versions() -> dict:
-    import peft
-    import transformers
-
     return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
 
 

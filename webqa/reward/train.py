@@ -43,10 +43,12 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
+from transformers import get_cosine_schedule_with_warmup
 
 from webqa.comparisons import read_comparisons
+from webqa.loading import SHIPPED_POLICY
 from webqa.plots import curve, logged, png
-from webqa.policy.model import LLAMA_PROJECTIONS
+from webqa.policy.model import LLAMA_PROJECTIONS, pick_device
 from webqa.policy.reader import FEATURES
 from webqa.policy.train import hardware
 from webqa.reward.model import (
@@ -240,7 +242,6 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[int, list[
 
 def resolve_policy(policy: str) -> str | None:
     """The policy folder to start from: "shipped" (if it is there), a folder, or None for "base"."""
-    from webqa.loading import SHIPPED_POLICY
 
     if policy == "base":
         return None
@@ -251,9 +252,7 @@ def resolve_policy(policy: str) -> str | None:
 
 def train(config: RewardTrainConfig, progress: bool = True) -> dict:
     """Train on the comparisons; returns what it writes to out/training.json."""
-    from transformers import get_cosine_schedule_with_warmup
 
-    from webqa.policy.model import pick_device
 
     start = time.perf_counter()
     out = Path(config.out)

@@ -6,6 +6,8 @@
 
 Every mode has the header, the main panels (the page or answers on the left,
 the browser's state on the right), a status line and the footer of key bindings.
+Each mode imports its parts when it starts, and the agent (torch and the model)
+only on the first question, so the screen comes up at once.
 """
 
 from __future__ import annotations
