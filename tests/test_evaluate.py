@@ -162,3 +162,15 @@ def test_script_needs_a_policy_folder_with_a_reader(corpus, tmp_path):
     questions.write_text('{"question": "Who wrote Hamlet?", "answers": ["Shakespeare"]}\n')
     with pytest.raises(ValueError, match="needs a policy folder with a reader"):
         evaluate(questions, tmp_path / "report.json", systems=("script",), policy=str(tmp_path))
+
+
+def test_a_log_with_runs_under_both_rankings_resumes_each_with_its_own_rows(tmp_path):
+    from webqa.evaluate import read_log
+
+    log = tmp_path / "report.jsonl"
+    rows = [{"system": "script", "question": "q", "answer": "old"},  # logged before rankings were: "pages"
+            {"system": "script", "question": "q", "ranking": "passages", "answer": "new"}]
+    log.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert read_log(log, "pages")[("script", "q")]["answer"] == "old"
+    assert read_log(log, "passages")[("script", "q")]["answer"] == "new"
+    assert read_log(log)[("script", "q")]["answer"] == "new"  # all rows: the later wins

@@ -215,8 +215,8 @@ def test_generation_appends_and_resumes(tmp_path, corpus, questions):
     assert all(d.producer == "expert" and d.gold_answers and d.created and d.answer for d in demos)
     assert demos[0].settings["seed"] == 0 and demos[0].settings["window_lines"] == POLICY_BROWSER.window_lines
     # Replays need the ranking the clicks were made on; files from before it was recorded used "pages".
-    from webqa.demos import recorded_ranking
+    from webqa.env.local import recorded_ranking
 
-    assert {recorded_ranking(d) for d in demos} == {corpus.ranking} == {"passages"}
-    assert recorded_ranking(Demonstration(question="q")) == "pages"
+    assert {recorded_ranking(d.settings) for d in demos} == {corpus.ranking} == {"passages"}
+    assert recorded_ranking(Demonstration(question="q").settings) == "pages"
     assert all(step.by == "expert" for d in demos for step in d.steps) and demos[0].answered_by == "expert"

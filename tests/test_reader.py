@@ -38,10 +38,10 @@ def demos():
 def states(demos):
     """The shipped demonstrations replayed on the ranking they were recorded with (their clicks name results
     by number)."""
-    from webqa.demos import recorded_ranking
     from webqa.env import LocalCorpus
+    from webqa.env.local import recorded_ranking
 
-    assert {recorded_ranking(demo) for demo in demos} == {"pages"}
+    assert {recorded_ranking(demo.settings) for demo in demos} == {"pages"}
     return list(reading_states(demos, LocalCorpus(ranking="pages")))
 
 

@@ -56,9 +56,9 @@ def answer(question: str, *, n: int = DEFAULT_N, backend: str | Backend = "local
     try:
         if check is not None:
             check()  # before importing torch and loading the model: seconds
+        from webqa.policy.config import SamplingConfig
         from webqa.policy.prompts import POLICY_BROWSER
         from webqa.policy.reading import load_answerer
-        from webqa.policy.config import SamplingConfig
         from webqa.policy.rollout import run_episodes
 
         settings = browser_settings or POLICY_BROWSER

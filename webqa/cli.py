@@ -236,8 +236,8 @@ def _tui_arguments(parser: argparse.ArgumentParser) -> None:
 # Commands with parsers of their own: `webqa <command> [stage] ...` runs `<module>.main(argv)`.
 # Each training stage is one module with a `main`; add a stage here and it is a `webqa train` choice.
 PASSTHROUGH = {"demos": "webqa.demos", "sample": "webqa.reward.synthetic"}
-TRAIN_STAGES = {"bc": "webqa.policy.train", "answer": "webqa.policy.train", "reader": "webqa.policy.reader", "rm": "webqa.reward.train",
-                "iterate": "webqa.reward.iterate", "dagger": "webqa.policy.dagger"}
+TRAIN_STAGES = {"bc": "webqa.policy.train", "answer": "webqa.policy.train", "reader": "webqa.policy.reader",
+                "rm": "webqa.reward.train", "iterate": "webqa.reward.iterate", "dagger": "webqa.policy.dagger"}
 
 
 def cmd_passthrough(args: argparse.Namespace) -> None:

@@ -102,12 +102,6 @@ def _demonstration(episode: Episode, record: dict, seed: int) -> Demonstration:
     return demo
 
 
-def recorded_ranking(demo: Demonstration) -> str:
-    """The encyclopedia ranking a demonstration browsed with (`Browser.reset` records it), which replaying
-    it needs: its clicks name results by number ("pages" for those made before it was recorded)."""
-    return demo.settings.get("ranking", "pages")
-
-
 def stats_table(rows: dict[str, dict]) -> str:
     """Generation counts per group as a small text table."""
     header = (f"{'':<12}{'attempted':>10}{'succeeded':>10}{'rate':>7}{'actions':>9}{'wrong click':>12}"

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from webqa.agent import DEFAULT_N, answer
 from webqa.env.backend import Backend
 from webqa.env.browser import Browser, BrowserSettings
-from webqa.env.local import DEFAULT_RANKING, LocalCorpus, STOPWORDS
+from webqa.env.local import DEFAULT_RANKING, STOPWORDS, LocalCorpus, recorded_ranking
 from webqa.loading import SHIPPED_POLICY
 from webqa.policy.config import SamplingConfig
 from webqa.policy.model import load_model
@@ -195,10 +195,11 @@ def log_path(report: Path) -> Path:
     return report.with_suffix(".jsonl") if report.suffix == ".json" else report.with_name(report.name + ".jsonl")
 
 
-def read_log(log: Path) -> dict[tuple[str, str], dict]:
-    """The rows of an evaluation log by (system, question); a line a killed run cut short is skipped."""
+def read_log(log: Path, ranking: str | None = None) -> dict[tuple[str, str], dict]:
+    """The rows of an evaluation log by (system, question), only those run under `ranking` when given (a log
+    may hold runs under both); a line a killed run cut short is skipped."""
     rows = read_records(log, dict, "evaluation row") if log.exists() else []
-    return {(row["system"], row["question"]): row for row in rows}
+    return {(row["system"], row["question"]): row for row in rows if ranking in (None, recorded_ranking(row))}
 
 
 def evaluate(questions_path: Path | str, out: Path | str, n: int = DEFAULT_N, limit: int | None = None,
@@ -210,8 +211,7 @@ def evaluate(questions_path: Path | str, out: Path | str, n: int = DEFAULT_N, li
     out = Path(out)
     log = log_path(out)
     questions = read_questions(questions_path, limit)
-    # Rows logged under another ranking are run again (rows from before rankings were logged used "pages").
-    done = {key: row for key, row in read_log(log).items() if row.get("ranking", "pages") == ranking}
+    done = read_log(log, ranking)  # rows logged under another ranking are run again
     repair(log)  # a row a killed run left half-written goes before new rows are appended
     corpus = LocalCorpus(ranking=ranking)
 

@@ -45,6 +45,12 @@ INDEX_VERSION = 5
 DEFAULT_RANKING = "passages"
 RANKINGS = ("pages", "passages")
 
+
+def recorded_ranking(record: dict) -> str:
+    """The ranking an episode's settings or an evaluation row was made with (`Browser.reset` and `webqa eval`
+    record it; replays need it, as clicks name results by number): "pages" for records made before that."""
+    return record.get("ranking", "pages")
+
 _LINK = re.compile(r"\[\[([^\[\]|]+)(?:\|([^\[\]]*))?\]\]")
 _HEADING = re.compile(r"^(={2,})\s*(.*?)\s*={2,}$")
 _WORD = re.compile(r"\w+")

@@ -283,8 +283,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from tqdm import tqdm
 
-    from webqa.demos import read_demonstrations, recorded_ranking
-    from webqa.env.local import LocalCorpus
+    from webqa.demos import read_demonstrations
+    from webqa.env.local import LocalCorpus, recorded_ranking
 
     parser = argparse.ArgumentParser(prog="webqa train reader", description=(
         "Fit the quote reader to the expert's demonstrations and save it as reader.json in a policy folder."))
@@ -297,10 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     demos = [demo for path in args.demos for demo in read_demonstrations(path)]
     random.Random(args.seed).shuffle(demos)
     held_out, fitting = demos[: args.held_out], demos[args.held_out :]
-    corpora = {ranking: LocalCorpus(ranking=ranking) for ranking in {recorded_ranking(d) for d in demos}}
+    corpora = {ranking: LocalCorpus(ranking=ranking) for ranking in {recorded_ranking(d.settings) for d in demos}}
 
     def replayed(group):  # each demonstration on the encyclopedia ranked as when it was recorded
-        return [state for demo in group for state in reading_states([demo], corpora[recorded_ranking(demo)])]
+        return [state for demo in group for state in reading_states([demo], corpora[recorded_ranking(demo.settings)])]
 
     states = replayed(tqdm(fitting, desc="replay", unit="demo"))
     test = replayed(held_out)

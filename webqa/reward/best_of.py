@@ -40,7 +40,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from webqa.env.browser import Browser, replay
-from webqa.env.local import DEFAULT_RANKING, LocalCorpus
+from webqa.env.local import DEFAULT_RANKING, LocalCorpus, recorded_ranking
 from webqa.evaluate import log_path, read_log
 from webqa.loading import SHIPPED_POLICY, SHIPPED_REWARD, load_reward, load_sampler
 from webqa.plots import curve, png
@@ -227,7 +227,7 @@ def greedy_candidates(out: Path, records: list[PoolRecord]) -> dict[str, PoolCan
     greedy = {}
     for record in records:
         row = rows[record.question]
-        ranking = row.get("ranking", "pages")  # as the eval ran it ("pages" before rankings were logged)
+        ranking = recorded_ranking(row)  # as the eval ran it
         if ranking not in corpora:
             corpora[ranking] = LocalCorpus(ranking=ranking)
         browser = Browser(corpora[ranking], POLICY_BROWSER)
