@@ -13,10 +13,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from webqa.env.backend import Backend
-from webqa.paths import DATA_DIR
-
-SHIPPED_POLICY = DATA_DIR / "policy"
-SHIPPED_REWARD = DATA_DIR / "reward"
+from webqa.paths import SHIPPED_POLICY, SHIPPED_REWARD
 
 
 def make_backend(backend: str | Backend) -> Backend:

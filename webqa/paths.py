@@ -9,6 +9,8 @@ import platformdirs
 
 DATA_DIR = Path(__file__).parent / "data"
 CORPUS_FILE = DATA_DIR / "corpus.jsonl.gz"
+SHIPPED_POLICY = DATA_DIR / "policy"  # the behavior-cloned adapter and its quote reader
+SHIPPED_REWARD = DATA_DIR / "reward"  # the reward model
 
 
 def cache_dir(*parts: str) -> Path:

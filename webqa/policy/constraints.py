@@ -214,9 +214,12 @@ def _kind(action: str) -> str:
 _CITATION_RUN = re.compile(r"\[\d+\](?:\s*\[\d+\])*")  # adjacent citations: "[1] [2]"
 
 
+_LAST_CITATIONS = re.compile(r"(?:\[\d+\]\s*)+$")
+
+
 def _last_citations(text: str) -> str:
     """The run of citations `text` ends with ("[1] [2]" of "the Danube [1] [2] "), else ""."""
-    match = re.search(r"(?:\[\d+\]\s*)+$", text)
+    match = _LAST_CITATIONS.search(text)
     return match.group(0) if match else ""
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from webqa.paths import DATA_DIR
+from webqa.paths import SHIPPED_POLICY
 from webqa.policy.model import LLAMA_PROJECTIONS, load_policy
 from webqa.policy.prompts import answer_example
 from webqa.policy.reader import FEATURES, QuoteReader, features, load_reader
@@ -52,7 +52,6 @@ META = "reward.json"
 HEAD = "head.safetensors"
 POLICY_COPY = "policy"  # the folder, inside a reward model folder, holding its initial policy adapter
 SHIPPED = "shipped"  # in reward.json: started from the shipped policy adapter (no copy; its sha256 is checked)
-SHIPPED_POLICY = DATA_DIR / "policy"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 Item = tuple[str, list[Quote], str]  # (question, quotes, answer)
@@ -235,7 +234,7 @@ def initial_policy(folder: Path, meta: dict) -> str | None:
     if policy == SHIPPED:
         if adapter_sha256(SHIPPED_POLICY) != meta.get("policy_sha256"):
             raise ValueError(f"{folder}: this reward model was trained on top of an earlier shipped policy "
-                             f"({SHIPPED_POLICY} has changed since); retrain it (`webqa train reward`)")
+                             f"({SHIPPED_POLICY} has changed since); retrain it (`webqa train rm`)")
         return str(SHIPPED_POLICY)
     return policy
 
