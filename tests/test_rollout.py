@@ -326,3 +326,20 @@ def test_searches_the_backend_answers_alike_are_worded_alike(corpus):
 
     keyless = [Browser(KeylessBackend()) for _ in range(2)]
     assert shared_searches(keyless, actions[:2]) == actions[:2]
+
+
+def test_a_line_ends_at_a_chat_turn_marker_as_at_end_of_sequence(tiny):
+    """A model that starts a new chat turn (here `<|im_start|>`, not eos) has ended its line."""
+    model, tokenizer = tiny
+    marker = next(i for i in tokenizer.all_special_ids if i != tokenizer.eos_token_id)
+    sampler = Sampler(model, tokenizer)
+    free = sampler.sample(["Vienna"], 10, temperature=0)[0]
+    hook = model.lm_head.register_forward_hook(lambda module, args, out: out.index_add(
+        -1, torch.tensor([marker]), torch.full((*out.shape[:-1], 1), 1e4)))
+    try:
+        before = sampler.stats.decode_tokens
+        line = sampler.sample(["Vienna"], 10, temperature=0)[0]
+        decoded = sampler.stats.decode_tokens - before
+    finally:
+        hook.remove()
+    assert free and line == "" and decoded == 1  # the marker is drawn first, ends the line and is not text

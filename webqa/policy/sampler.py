@@ -84,9 +84,11 @@ class Sampler:
     def __post_init__(self):
         self.device = next(self.model.parameters()).device
         vocab = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
-        # A line ends at end-of-sequence or at any token that contains a newline.
+        # A line ends at end-of-sequence, at any other special token (a chat model's turn markers: a model
+        # that starts a new turn has ended its answer), or at any token that contains a newline.
         newline_ids = [i for i, token in enumerate(vocab) if token and ("\n" in token or "Ċ" in token)]
-        stop = set(newline_ids) | {self.tokenizer.eos_token_id}
+        self._special = {self.tokenizer.eos_token_id, *self.tokenizer.all_special_ids} - {None}
+        stop = set(newline_ids) | self._special
         self.stop_ids = torch.tensor(sorted(i for i in stop if i is not None), device=self.device)
         self._stop = set(self.stop_ids.tolist())
         self._texts: list[str] | None = None  # each token's text, for the grammars
@@ -196,7 +198,7 @@ class Sampler:
             chunks = []  # per live prompt, the tokens to read next: the one drawn, then any the grammar forces
             for position, token in enumerate(tokens.tolist()):
                 i = live[position]
-                if token != self.tokenizer.eos_token_id:  # a newline token may carry text before its newline
+                if token not in self._special:  # a newline token may carry text before its newline
                     outputs[i].append(token)
                 forced = [] if finished[position] or grammars is None else self._forced(grammars[i], outputs[i])
                 forced = forced[: max_new_tokens - len(outputs[i])]
