@@ -13,14 +13,18 @@ from webqa.types import Answer
 
 @pytest.mark.slow
 def test_answer_with_the_shipped_policy(corpus):
-    result = webqa.answer("Which river flows through Vienna?")  # best-of-4 with the shipped reward model
+    result = webqa.answer("Which river flows through Vienna?", n=4)  # best-of-4 with the shipped reward model
     assert isinstance(result, Answer) and result.seconds > 0
-    assert len(result.candidates) == DEFAULT_N == 4
+    assert len(result.candidates) == 4
     scored = [c for c in result.candidates if c.score is not None]
     assert scored and all(c.found for c in scored)
     assert result.trajectory is max(scored, key=lambda c: c.score).episode
-    greedy = webqa.answer("Which river flows through Vienna?", n=1)
-    assert len(greedy.candidates) == 1 and greedy.trajectory is greedy.candidates[0].episode
+    greedy = webqa.answer("Which river flows through Vienna?")  # the default: one greedy episode
+    assert DEFAULT_N == 1 and len(greedy.candidates) == 1 and greedy.trajectory is greedy.candidates[0].episode
+    # The floor: the question searched as asked, its top result's passage read by the answerer, which
+    # writes a short cited answer.
+    assert greedy.trajectory.steps[0].by == "rule:floor" and greedy.trajectory.quotes[0].by == "floor"
+    assert greedy.found and greedy.trajectory.answered_by == "model" and len(greedy.text.split()) <= 20
     assert greedy.trajectory.actions == result.candidates[0].episode.actions  # best-of-n's first episode is greedy
     actions = result.trajectory.actions
     assert 1 <= len(actions) <= 16
@@ -40,7 +44,7 @@ def test_ask_json_has_the_answer_fields(corpus, capsys):
     steps = data["trajectory"]["steps"]
     assert all(set(step) == {"action", "error", "by", "proposed"} for step in steps)  # no observations
     assert {step["by"] for step in steps} <= {"model", "reader", "rule:specific-find", "rule:last-look",
-                                              "rule:shared-search"} and steps[0]["by"]
+                                              "rule:shared-search", "rule:floor"} and steps[0]["by"] == "rule:floor"
 
 
 @pytest.mark.slow

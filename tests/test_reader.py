@@ -154,7 +154,7 @@ def test_episodes_quote_with_the_policys_reader_without_asking_the_model(tiny_po
 
     monkeypatch.setattr(sampler, "sample", scripted)
     episode, = run_episodes(sampler, [Browser(corpus, BrowserSettings(window_lines=12))],
-                            "Which river flows through Vienna?", SamplingConfig(temperature=0.0, clicks="model"))
+                            "Which river flows through Vienna?", SamplingConfig(temperature=0.0, floor=False, clicks="model"))
     actions = [step.action for step in episode.steps]
     assert actions[:2] == ["Search Danube", "Clicked on link 0"] and actions[-1] == "End: Answer"
     assert actions[2] == reader_quote(sampler.reader, open_danube(corpus))
@@ -163,7 +163,7 @@ def test_episodes_quote_with_the_policys_reader_without_asking_the_model(tiny_po
     assert len(asked) == 3 and episode.answer == extract_answer(sampler.reader, episode.question, episode.quotes)
     # Told to, the model writes the answer.
     script = iter(["Search Danube", "Clicked on link 0", "End: Answer"])
-    config = SamplingConfig(temperature=0.0, answers="model", clicks="model")
+    config = SamplingConfig(temperature=0.0, floor=False, answers="model", clicks="model")
     episode, = run_episodes(sampler, [Browser(corpus, BrowserSettings(window_lines=12))],
                             "Which river flows through Vienna?", config)
     assert episode.quotes and episode.answer == "The Danube [1]." and len(asked) == 7
@@ -171,7 +171,7 @@ def test_episodes_quote_with_the_policys_reader_without_asking_the_model(tiny_po
     # With quotes as written, the reader stays out of it.
     script = iter(["Search Danube", "Clicked on link 0", "Scrolled down 1", "End: Nonsense"])
     episode, = run_episodes(sampler, [Browser(corpus, BrowserSettings(window_lines=12))],
-                            "Which river flows through Vienna?", SamplingConfig(temperature=0.0, quotes="written"))
+                            "Which river flows through Vienna?", SamplingConfig(temperature=0.0, floor=False, quotes="written"))
     assert [step.action for step in episode.steps] == ["Search Danube", "Clicked on link 0", "Scrolled down 1",
                                                        "End: Nonsense"]
     assert not episode.quotes
@@ -211,7 +211,7 @@ def test_a_last_look_quotes_before_the_model_leaves_a_page_the_reader_was_unsure
     def browse(last_look: float | None):
         script = iter(lines)
         monkeypatch.setattr(sampler, "sample", lambda prompts, *args, **kwargs: [next(script) for _ in prompts])
-        config = SamplingConfig(temperature=0.0, last_look=last_look, clicks="model")
+        config = SamplingConfig(temperature=0.0, floor=False, last_look=last_look, clicks="model")
         episode, = run_episodes(sampler, [Browser(corpus, BrowserSettings(window_lines=12))],
                                 "Which river flows through Vienna?", config)
         return episode, [step.action for step in episode.steps]
@@ -245,7 +245,7 @@ def test_the_model_is_stopped_at_quote_where_the_reader_chooses_what_it_quotes(t
         return [next(script) for _ in prompts]
 
     monkeypatch.setattr(sampler, "sample", scripted)
-    config = SamplingConfig(temperature=0.0, clicks="model", last_look=None)
+    config = SamplingConfig(temperature=0.0, floor=False, clicks="model", last_look=None)
     episode, = run_episodes(sampler, [Browser(corpus, BrowserSettings(window_lines=12))],
                             "Which river flows through Vienna?", config)
     # No sentence to quote before the article opens; on it, the model's line may stop at `Quote: `,
@@ -292,7 +292,7 @@ def test_episodes_click_where_the_reader_says_when_told_to(tiny_policy, corpus, 
         script = iter(lines)
         monkeypatch.setattr(sampler, "sample", lambda prompts, *args, **kwargs: [next(script) for _ in prompts])
         episode, = run_episodes(sampler, [Browser(corpus, BrowserSettings(window_lines=12))], question,
-                                SamplingConfig(temperature=0.0, clicks=clicks))
+                                SamplingConfig(temperature=0.0, floor=False, clicks=clicks))
         browser = Browser(corpus, BrowserSettings(window_lines=12))
         browser.reset(question)
         browser.step(lines[0])
@@ -318,8 +318,8 @@ def test_the_readers_choices_can_be_sampled_while_the_model_navigates_greedily(t
         browsers = [Browser(corpus, BrowserSettings(window_lines=12, max_actions=8)) for _ in range(n)]
         return run_episodes(sampler, browsers, question, config)
 
-    [greedy] = episodes(1, SamplingConfig.best_of(1))
-    runs = [episodes(4, SamplingConfig.best_of(4, temperature=0.0, reading_temperature=0.7, seed=seed))
+    [greedy] = episodes(1, SamplingConfig.best_of(1, floor=False))
+    runs = [episodes(4, SamplingConfig.best_of(4, temperature=0.0, reading_temperature=0.7, seed=seed, floor=False))
             for seed in range(4)]
     assert temperatures and set(temperatures) == {0.0}  # the model is always asked for its likeliest line
     assert greedy.quotes and all(run[0].quotes == greedy.quotes and run[0].answer == greedy.answer for run in runs)

@@ -256,7 +256,7 @@ def test_episodes_with_sentence_quotes_quote_what_choose_quote_picks(tiny, corpu
         "The Danube [1]." if p.rstrip().endswith("♦Answer") else next(script) for p in prompts])
     browser = Browser(corpus, BrowserSettings(window_lines=12))
     episode, = run_episodes(sampler, [browser], "Which river flows through Vienna?",
-                            SamplingConfig(temperature=0.0, quotes="likelihood"))
+                            SamplingConfig(temperature=0.0, quotes="likelihood", floor=False))
     reference = open_danube(corpus)
     expected = choose_quote(sampler, reference, action_example(reference.observation(), "")[0],
                             "Quote: The Danube is a river")
@@ -296,7 +296,7 @@ def test_episodes_with_specific_finds_look_for_what_specific_find_picks(tiny, co
     script = iter(["Search American Broadcasting Company", "Clicked on link 0", "Find in page: the", "End: Nonsense"])
     monkeypatch.setattr(sampler, "sample", lambda prompts, *args, **kwargs: [next(script) for _ in prompts])
     episode, = run_episodes(sampler, [Browser(corpus, BrowserSettings(window_lines=12))], question,
-                            SamplingConfig(temperature=0.0, specific_finds=True))
+                            SamplingConfig(temperature=0.0, specific_finds=True, floor=False))
     reference = Browser(corpus, BrowserSettings(window_lines=12))
     reference.reset(question)
     for action in ("Search American Broadcasting Company", "Clicked on link 0"):

@@ -273,10 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     eval_.add_argument("--n", type=int, default=DEFAULT_N,
                        help=f"episodes per question for the policy (best-of-n; default {DEFAULT_N}, as webqa ask)")
     eval_.add_argument("--limit", type=int, help="only the first K questions")
-    eval_.add_argument("--systems", help="comma-separated systems; by default bm25-sentence,script,rag,policy-n1,"
-                       "policy; ablations: policy-unconstrained, policy-written-quotes, "
-                       "policy-model-finds, policy-sentence-quotes, ...; the answer step: script-read, "
-                       "policy-n1-read (with --answerer); none: only the --pool")
+    eval_.add_argument("--systems", help="comma-separated systems; by default bm25-sentence,script,rag,script-read,"
+                       "policy; ablations: policy-n1 (with --n > 1), policy-extract (the extractor's answers, no floor), "
+                       "policy-unconstrained, policy-written-quotes, policy-model-finds, policy-sentence-quotes, ...; "
+                       "none: only the --pool")
     eval_.add_argument("--policy", help="a policy folder (default: the shipped one)")
     eval_.add_argument("--pool", type=int, help="best-of-k: sample N episodes per question once (e.g. 8)")
     eval_.add_argument("--reward", help="a reward model folder (default: the shipped one)")

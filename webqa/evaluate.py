@@ -9,11 +9,12 @@ source: triviaqa, nq, squad) for the rows per source. Every (system, question) r
 (`webqa.report`: 95% intervals, rows per source, paired sign tests of the agent against each other
 system) goes to `<out>`.
 
-Systems (the default runs all five, the cheap ones first):
+Systems (the default runs these five, the cheap ones first):
 - `policy`: the behavior-cloned browsing agent as `webqa.answer` runs it (best of `--n`, default
-  `DEFAULT_N`); the report also says how far each episode got towards the answer (`STAGES`);
-- `policy-n1`: the same agent's greedy episode alone (n=1);
-- `script`: the same pipeline with a fixed script in place of the language model (`webqa.policy.script`);
+  `DEFAULT_N`, with the floor and the answerer); the report also says how far each episode got towards
+  the answer (`STAGES`);
+- `script`: the same pipeline with a fixed script in place of the language model's navigation
+  (`webqa.policy.script`), answering with the extractor; `script-read` with the floor and the answerer;
 - `bm25-sentence`: the sentence of the top search result that overlaps the question most;
 - `rag`: the base model, not fine-tuned, reading the top search result and answering in one sentence.
 """
@@ -51,10 +52,11 @@ from webqa.types import Episode
 # "policy-unconstrained" (no grammar), "policy-written-quotes" (no quote reader), "policy-model-finds"
 # (Find looks for what the model wrote), "policy-model-answers" (the model writes the answer),
 # "policy-model-clicks" (clicks open the result the model wrote), "policy-no-last-look", and
-# "policy-sentence-quotes" (the model's likelihood chooses quotes); and the answer step of issue 27,
-# not yet the default: "script-read" and "policy-n1-read" (the floor and the answerer reading it and
-# the quotes, `--answerer DIR`; see webqa.policy.reading).
-SYSTEMS = ("bm25-sentence", "script", "rag", "policy-n1", "policy")  # in the order they run: cheap first
+# "policy-sentence-quotes" (the model's likelihood chooses quotes), "policy-extract" (the extractor
+# answers, without the floor: the agent before the answer step); "policy-n1", the greedy episode alone
+# (the same as "policy" at the default n=1). "script" answers with the extractor, "script-read" with the
+# floor and the answerer (`--answerer DIR`; see webqa.policy.reading).
+SYSTEMS = ("bm25-sentence", "script", "rag", "script-read", "policy")  # in the order they run: cheap first
 RAG_CONTEXT_WORDS = 220
 
 
@@ -227,7 +229,7 @@ def evaluate(questions_path: Path | str, out: Path | str, n: int = DEFAULT_N, li
               "policy-n1": agent(1, answerer=answerer),
               "script": lambda: run_script(corpus, policy, reading=False),
               "script-read": lambda: run_script(corpus, policy, answerer),
-              "policy-n1-read": agent(1, answerer=answerer, answers="read", floor=True),
+              "policy-extract": agent(n, answers="extract", floor=False),
               "policy-unconstrained": agent(n, constrained=False),
               "policy-written-quotes": agent(n, quotes="written"),
               "policy-sentence-quotes": agent(n, quotes="likelihood"),

@@ -177,7 +177,10 @@ def roll_out(sampler, backend: Backend, record: dict, config: DaggerConfig, roun
     """The policy's episodes on one question (seeded: a resumed run samples the same ones)."""
 
     seed = zlib.crc32(f"{config.seed}:{round_}:{record['id']}".encode())
-    sampling = SamplingConfig(temperature=config.temperature, top_p=config.top_p, seed=seed)
+    # The navigation is what DAgger corrects; the floor's forced first search would only repeat the
+    # expert's own first action, and the answer step is trained apart (`webqa train answer`).
+    sampling = SamplingConfig(temperature=config.temperature, top_p=config.top_p, seed=seed, floor=False,
+                              answers="extract")
     browsers = [Browser(backend, replace(config.browser)) for _ in range(config.episodes)]
     return run_episodes(sampler, browsers, record["question"], sampling)
 

@@ -168,8 +168,11 @@ def sample_pool(questions: list[dict], out: str | Path, config: PoolConfig, samp
     start = time.perf_counter()
     for item in tqdm(todo, desc=f"sampling {config.n} per question -> {out.name}", unit="q", disable=not progress):
         browsers = [Browser(backend, settings) for _ in range(config.n)]
+        # The extractor's answers, without the floor: the reward model is trained on these (issue 27 item 7
+        # moves it to the answerer's written answers).
         sampling = SamplingConfig(temperature=config.temperature, reading_temperature=config.reading_temperature,
-                                  top_p=config.top_p, seed=question_seed(config.seed, item["question"]))
+                                  top_p=config.top_p, seed=question_seed(config.seed, item["question"]),
+                                  floor=False, answers="extract")
         episodes = run_episodes(sampler, browsers, item["question"], sampling)
         candidates = [candidate_of(e, item.get("answers")) for e in episodes]
         if reward_model is not None:
