@@ -181,6 +181,23 @@ def test_a_cut_off_last_line_is_skipped_then_repaired(tmp_path, some_demos, name
     assert read_demonstrations(path) == [some_demos[0], some_demos[2]]
 
 
+def test_a_plain_file_cut_off_after_this_process_appended_is_repaired_by_the_next_append(tmp_path, some_demos):
+    """A second run in the same process (a resumed evaluation, say) appends after another writer was killed."""
+    path = tmp_path / "demos.jsonl"
+    for demo in some_demos[:2]:
+        append_demonstration(path, demo)
+    with open(path, "r+b") as out:  # killed in the middle of the second record
+        out.truncate(path.stat().st_size - 25)
+    append_demonstration(path, some_demos[2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_demonstrations(path) == [some_demos[0], some_demos[2]]
+    with open(path, "r+b") as out:  # a whole last record that lost only its newline
+        out.truncate(path.stat().st_size - 1)
+    append_demonstration(path, some_demos[1])
+    assert read_demonstrations(path) == [some_demos[0], some_demos[2], some_demos[1]]
+
+
 def test_a_bad_line_in_the_middle_names_its_line(tmp_path, some_demos):
     path = tmp_path / "demos.jsonl"
     append_demonstration(path, some_demos[0])

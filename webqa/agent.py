@@ -17,10 +17,10 @@ from webqa.loading import load_reward, load_sampler, make_backend
 from webqa.types import Answer, Candidate, Episode, Reference
 
 NO_ANSWER = "No answer found: the agent collected no quotes for this question."
-# One greedy episode. Best-of-n is chosen only where it gains >= 3 points over n=1 at <= 2x its median
-# time (issue 27), and the reward model has not been trained on the answerer's written answers: with
-# the extractor's answers best-of-4 gained 2.6 points at 2.4x the time (results/final.json). `--n 4`
-# still samples four episodes and lets the reward model choose.
+# One greedy episode. Best-of-n is the default only where it gains >= 3 points over n=1 at <= 2x its
+# median time (issue 27). On dev, with the extractor's answers, best-of-4 gained 2.0 points (0.310
+# against 0.290) at 2.46x the time (webqa/data/reward/README.md), and the reward model has not been
+# trained on the answerer's written answers. `n=4` still samples four episodes for the reward model.
 DEFAULT_N = 1
 
 

@@ -41,7 +41,7 @@ from webqa.policy.reading import load_answerer
 from webqa.policy.sampler import Sampler
 from webqa.policy.script import script_episode
 from webqa.qa import read_questions
-from webqa.records import append_record, read_records, repair
+from webqa.records import append_record, read_records
 from webqa.report import STAGES, build_report
 from webqa.scoring import is_supported, normalize, score_record
 from webqa.text import sentence_spans
@@ -214,7 +214,6 @@ def evaluate(questions_path: Path | str, out: Path | str, n: int = DEFAULT_N, li
     log = log_path(out)
     questions = read_questions(questions_path, limit)
     done = read_log(log, ranking)  # rows logged under another ranking are run again
-    repair(log)  # a row a killed run left half-written goes before new rows are appended
     corpus = LocalCorpus(ranking=ranking)
 
     def stage_of(row: dict, answers: list[str]) -> dict:

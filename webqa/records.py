@@ -19,19 +19,28 @@ from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
 
-_repaired: set[Path] = set()  # files whose tail this process has checked before appending
+_repaired: set[Path] = set()  # gzip files whose tail this process has checked before appending
 
 
 def append_record(path: str | Path, record: dict[str, Any]) -> None:
-    """Append one record as a JSON line (a gzip member for `.gz`), flushed and fsynced."""
+    """Append one record as a JSON line (a gzip member for `.gz`), flushed and fsynced.
+
+    A record a killed writer cut off is cut away first: a plain file is checked before every append
+    (its last byte says whether it ends on a whole line), a gzip file once per process."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.resolve() not in _repaired:
-        repair(path)
-        _repaired.add(path.resolve())
     line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    if path.suffix == ".gz":
+        if path.resolve() not in _repaired:
+            repair(path)
+            _repaired.add(path.resolve())
+        line = gzip.compress(line, mtime=0)
+    elif not _ends_on_a_line(path):
+        repair(path)
+        if not _ends_on_a_line(path):  # a whole last record without its newline
+            line = b"\n" + line
     with open(path, "ab") as out:
-        out.write(gzip.compress(line, mtime=0) if path.suffix == ".gz" else line)
+        out.write(line)
         out.flush()
         os.fsync(out.fileno())
 
@@ -54,6 +63,15 @@ def read_records(path: str | Path, parse: Callable[[dict], T], kind: str = "reco
         except (json.JSONDecodeError, TypeError, KeyError, AttributeError, ValueError) as exc:
             raise ValueError(f"{path}, line {number}: not a {kind} ({type(exc).__name__}: {exc})") from None
     return records
+
+
+def _ends_on_a_line(path: Path) -> bool:
+    """Whether the plain file is empty, missing, or ends with a newline."""
+    if not path.exists() or path.stat().st_size == 0:
+        return True
+    with open(path, "rb") as file:
+        file.seek(-1, os.SEEK_END)
+        return file.read(1) == b"\n"
 
 
 def repair(path: str | Path) -> int:
