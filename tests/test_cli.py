@@ -59,15 +59,19 @@ def test_ask_shows_each_step_on_stderr_as_it_happens_unless_quiet(corpus, capsys
     from tests.test_tui_ask import ScriptedSampler
     from tests.tui_helpers import ACTIONS, ANSWER, QUESTION
 
+    import webqa.policy.reading
+
+    monkeypatch.setattr(webqa.policy.reading, "load_answerer", lambda path=None: None)  # the extractor answers
     monkeypatch.setattr(webqa.agent, "load_sampler", lambda policy=None: ScriptedSampler(ACTIONS))
     assert main(["ask", "--n", "1", QUESTION]) == 0
     captured = capsys.readouterr()
-    steps = captured.err.strip().splitlines()
+    floor, *steps = captured.err.strip().splitlines()
+    assert floor.split()[:3] == ["1", "[rule:floor]", "Search"] and QUESTION in floor  # the question as asked
     assert len(steps) == len(ACTIONS)
     assert [line.split(None, 2)[2].startswith(action) for line, action in zip(steps, ACTIONS)] == [True] * len(ACTIONS)
     assert [line.split()[1] for line in steps] == ["[model]"] * len(ACTIONS)  # who chose it: the model wrote each
-    assert steps[0].split()[0] == "1" and "(" in steps[-1]  # numbered; the page's title once on a page
-    assert captured.out.startswith(ANSWER)
+    assert steps[0].split()[0] == "2" and "(" in steps[-1]  # numbered; the page's title once on a page
+    assert "[" in captured.out.splitlines()[0] and "Danube" in captured.out
     monkeypatch.setattr(webqa.agent, "load_sampler", lambda policy=None: ScriptedSampler(ACTIONS))
     assert main(["ask", "--n", "1", "--quiet", QUESTION]) == 0
     assert capsys.readouterr().err == ""

@@ -27,7 +27,7 @@ def test_ask_answer_with_candidates(snap_compare, corpus):
 
 
 def test_ask_live_page(snap_compare, corpus):
-    app = WebQAApp(TuiOptions(mode="ask"), answer_fn=scripted_answer(corpus))
+    app = WebQAApp(TuiOptions(mode="ask", n=4), answer_fn=scripted_answer(corpus))  # four episodes live
 
     async def run_before(pilot):
         await pilot.click("#question")

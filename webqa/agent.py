@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 
+from webqa.env.answering import check_citations
 from webqa.env.backend import Backend, Offline
 from webqa.env.browser import Browser, BrowserSettings
 from webqa.loading import load_reward, load_sampler, make_backend
@@ -57,6 +58,7 @@ def answer(question: str, *, n: int = DEFAULT_N, backend: str | Backend = "local
     try:
         if check is not None:
             check()  # before importing torch and loading the model: seconds
+        # Imported here, after the check: torch loads with them, and `import webqa` stays light.
         from webqa.policy.config import SamplingConfig
         from webqa.policy.prompts import POLICY_BROWSER
         from webqa.policy.reading import load_answerer
@@ -104,14 +106,12 @@ def _choose(question: str, candidates: list[Candidate], found: list[Candidate], 
     model = load_reward(reward) if len(candidates) > 1 else None
     if model is None:
         return _pick(found)
-    from webqa.reward.model import choose, score_candidates
+    from webqa.reward.model import choose, score_candidates  # torch: as the imports in answer()
 
     score_candidates(model, question, candidates)
     return candidates[choose([c.score for c in candidates])]
 
 
 def _pick(candidates: list[Candidate]) -> Candidate:
-    from webqa.env.answering import check_citations
-
     valid = [c for c in candidates if check_citations(c.text, c.episode.quotes).valid]
     return (valid or candidates)[0]

@@ -36,6 +36,7 @@ import gzip
 import hashlib
 import io
 import json
+import random
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -115,8 +116,6 @@ def squad_articles(questions: list[str], titles: dict[str, str]) -> list[str | N
 def assign_splits(records: list[dict], final_ids: set[str], seed: int = SPLIT_SEED) -> None:
     """Set each record's `split`: `final` for `final_ids`; SQuAD by article (the final articles' other
     questions to `reserve`, DEV_ARTICLES of the rest drawn to `dev`); open-domain by a hash of the text."""
-    import random
-
     squad = [r for r in records if r["dataset"] == "squad"]
     final_articles = {r["article"] for r in squad if r["id"] in final_ids}
     others = sorted({r["article"] for r in squad} - final_articles - {None})
@@ -194,8 +193,6 @@ def export_eval_questions(out_path: Path, split: str = "dev", n: int | None = No
     """A fixed evaluation set of answerable questions, shuffled so that the first K (`eval --limit K`) are
     a mix too: of `final`, all 500 (unless `n`); of another split, `n` (default 200), half open-domain
     (TriviaQA and NQ), half SQuAD."""
-    import random
-
     rng = random.Random(seed)
     if split == "final":
         chosen = load_questions(split=split)

@@ -23,17 +23,22 @@ A policy folder that holds `reader.json` reads with it (`SamplingConfig.quotes`)
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import random
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
+from webqa.demos import read_demonstrations
 from webqa.env.backend import Backend
 from webqa.env.browser import Browser, BrowserSettings
+from webqa.env.local import LocalCorpus, recorded_ranking
 from webqa.text import question_stems, sentences_in_view, stemmed_words
 from webqa.types import Demonstration
 
@@ -278,14 +283,6 @@ def reader_figures(reader: QuoteReader, states: list[ReadingState]) -> dict[str,
 
 def main(argv: list[str] | None = None) -> int:
     """`webqa train reader`: fit the reader to demonstrations and save it into a policy folder."""
-    import argparse
-    import random
-
-    from tqdm import tqdm
-
-    from webqa.demos import read_demonstrations
-    from webqa.env.local import LocalCorpus, recorded_ranking
-
     parser = argparse.ArgumentParser(prog="webqa train reader", description=(
         "Fit the quote reader to the expert's demonstrations and save it as reader.json in a policy folder."))
     parser.add_argument("--demos", required=True, nargs="+", help="demonstration files (JSONL, .gz allowed)")

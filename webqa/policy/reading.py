@@ -22,6 +22,8 @@ from pathlib import Path
 
 from webqa.env.answering import READ_WORDS
 from webqa.paths import DATA_DIR
+from webqa.policy.model import load_model, load_policy
+from webqa.policy.sampler import Sampler
 from webqa.types import Quote, SearchResult
 
 SHIPPED_ANSWERER = DATA_DIR / "answerer"
@@ -78,13 +80,8 @@ def reading_prompt(tokenizer, question: str, quotes: list[Quote]) -> str:
 def load_answerer(path: str | None = None):
     """The answerer as a Sampler: `path` (an adapter folder or a model), else the shipped adapter, else the
     base model (zero-shot)."""
-    from webqa.policy.model import load_model
-    from webqa.policy.sampler import Sampler
-
     folder = Path(path) if path else SHIPPED_ANSWERER
     if (folder / "adapter_config.json").exists():
-        from webqa.policy.model import load_policy
-
         model, tokenizer = load_policy(folder)
     else:
         model, tokenizer = load_model(path)  # None: the default base model

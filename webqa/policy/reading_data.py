@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import random
 import re
 import sys
@@ -111,6 +112,7 @@ def read_examples(path: str | Path) -> list[dict]:
 
 def probe(path: str | Path, answerer: str | None = None, limit: int | None = None) -> dict:
     """The answerer's answers to the examples: share correct, share citing the gold passage."""
+    # The probe alone needs the model (torch); making examples only searches.
     from webqa.policy.constraints import AnswerGrammar
     from webqa.policy.reading import MAX_ANSWER_TOKENS, MAX_ANSWER_WORDS, load_answerer, reading_prompt
 
@@ -137,8 +139,6 @@ def probe(path: str | Path, answerer: str | None = None, limit: int | None = Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    import json
-
     from webqa.qa import load_questions
 
     parser = argparse.ArgumentParser(prog="python -m webqa.policy.reading_data", description=__doc__.splitlines()[0])

@@ -40,10 +40,12 @@ from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 import torch
+from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
+from transformers import AutoModel, AutoTokenizer
 
 from webqa.paths import SHIPPED_POLICY
-from webqa.policy.model import LLAMA_PROJECTIONS, load_policy
+from webqa.policy.model import DEFAULT_MODEL, LLAMA_PROJECTIONS, load_model, load_policy, pick_device
 from webqa.policy.prompts import answer_example
 from webqa.policy.reader import FEATURES, QuoteReader, features, load_reader
 from webqa.types import Candidate, Quote
@@ -193,8 +195,6 @@ class RewardModel(torch.nn.Module):
 
     def save(self, folder: str | os.PathLike) -> None:
         """Write adapter (or the whole body), head, tokenizer, `reward.json` and the initial policy copy."""
-        from peft import PeftModel
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         if isinstance(self.backbone, PeftModel):
@@ -253,8 +253,6 @@ def copy_adapter(source: Path, target: Path) -> None:
 
 def _body(policy: str | None, base: str | None, device, dtype):
     """The transformer body of the initial policy (BC adapter merged), and its tokenizer."""
-    from webqa.policy.model import load_model
-
     if policy is None:
         causal, tokenizer = load_model(base, device=device, dtype=dtype)
     else:
@@ -277,12 +275,8 @@ def build_reward_model(policy: str | None, base: str | None = None, lora: LoraSe
     reader = load_reader(policy) if reading and policy is not None else None
     torch.manual_seed(seed)  # the head and the LoRA A matrices start random
     if lora is not None:
-        from peft import LoraConfig, get_peft_model
-
         body = get_peft_model(body, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                                                target_modules=list(lora.targets)))
-    from webqa.policy.model import DEFAULT_MODEL
-
     meta = {"policy": str(Path(policy).resolve()) if policy and Path(policy).is_dir() else policy,
             "base": base or DEFAULT_MODEL}
     return RewardModel(body, tokenizer, max_length=max_length, meta=meta,
@@ -291,10 +285,6 @@ def build_reward_model(policy: str | None, base: str | None = None, lora: LoraSe
 
 def load_reward_model(folder: str | os.PathLike, device=None, dtype=None, merge: bool = True) -> RewardModel:
     """A saved reward model in eval mode; the LoRA adapter merged into the body unless `merge=False`."""
-    from transformers import AutoModel, AutoTokenizer
-
-    from webqa.policy.model import pick_device
-
     folder = Path(folder)
     if not (folder / META).exists():
         raise FileNotFoundError(f"{folder}: not a reward model folder (no {META})")
@@ -303,8 +293,6 @@ def load_reward_model(folder: str | os.PathLike, device=None, dtype=None, merge:
     if meta.get("full"):
         body = AutoModel.from_pretrained(folder, dtype=dtype or torch.float32).to(device)
     else:
-        from peft import PeftModel
-
         body, _ = _body(initial_policy(folder, meta), meta.get("base"), device, dtype)
         body = PeftModel.from_pretrained(body, folder)
         if merge:
