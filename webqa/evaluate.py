@@ -221,11 +221,11 @@ def evaluate(questions_path: Path | str, out: Path | str, n: int = DEFAULT_N, li
             return {}
         return {"stage": furthest_stage(corpus, POLICY_BROWSER, row, answers)}
 
-    def agent(agents: int, **settings):
-        return lambda: run_policy(agents, policy, reward, backend=corpus, **settings)
+    def agent(agents: int, **settings):  # every variant writes its answers with the same --answerer
+        return lambda: run_policy(agents, policy, reward, answerer=answerer, backend=corpus, **settings)
 
-    makers = {"policy": agent(n, answerer=answerer),
-              "policy-n1": agent(1, answerer=answerer),
+    makers = {"policy": agent(n),
+              "policy-n1": agent(1),
               "script": lambda: run_script(corpus, policy, reading=False),
               "script-read": lambda: run_script(corpus, policy, answerer),
               "policy-extract": agent(n, answers="extract", floor=False),

@@ -89,7 +89,7 @@ class Sampler:
         newline_ids = [i for i, token in enumerate(vocab) if token and ("\n" in token or "Ċ" in token)]
         self._special = {self.tokenizer.eos_token_id, *self.tokenizer.all_special_ids} - {None}
         stop = set(newline_ids) | self._special
-        self.stop_ids = torch.tensor(sorted(i for i in stop if i is not None), device=self.device)
+        self.stop_ids = torch.tensor(sorted(stop), device=self.device)
         self._stop = set(self.stop_ids.tolist())
         self._texts: list[str] | None = None  # each token's text, for the grammars
         self._bytes: list[bytes] | None = None  # each token's bytes, for characters split across tokens
